@@ -1,0 +1,61 @@
+/**
+ * Prometheus metrics (`GET /metrics`), on a registry owned by each gateway instance.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RequestContext } from '../pipeline/context.ts';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({
+    name: 'kt_requests_total',
+    help: 'Requests handled, by result (allowed, flagged, blocked, error) and reason.',
+    labelNames: ['result', 'reason', 'consumer_group'] as const,
+    registers: [this.registry],
+  });
+  private readonly limited = new Counter({
+    name: 'kt_rate_limited_total',
+    help: 'Requests refused by a limit, by scope and limit name.',
+    labelNames: ['scope', 'limit'] as const,
+    registers: [this.registry],
+  });
+  private readonly duration = new Histogram({
+    name: 'kt_request_duration_seconds',
+    help: 'Time from request received to response complete.',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [this.registry],
+  });
+  private readonly tokens = new Counter({
+    name: 'kt_tokens_total',
+    help: 'Tokens settled, by consumer group and kind (prompt, completion).',
+    labelNames: ['consumer_group', 'kind'] as const,
+    registers: [this.registry],
+  });
+  readonly limiterFallback = new Gauge({
+    name: 'kt_limiter_fallback',
+    help: '1 while the shared limit store is unreachable and local counters are used, else 0.',
+    registers: [this.registry],
+  });
+  readonly limiterFailures = new Counter({
+    name: 'kt_limiter_store_errors_total',
+    help: 'Limit store calls that failed (timeouts, connection errors).',
+    registers: [this.registry],
+  });
+
+  constructor(defaults = false) {
+    if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+
+  request(ctx: RequestContext, latencyMs: number): void {
+    const group = ctx.identity?.group?.name ?? '';
+    this.requests.inc({ result: ctx.outcome.result, reason: ctx.outcome.reason ?? '', consumer_group: group });
+    this.duration.observe(latencyMs / 1000);
+    if (ctx.usage.total_tokens) {
+      this.tokens.inc({ consumer_group: group, kind: 'prompt' }, ctx.usage.prompt_tokens);
+      this.tokens.inc({ consumer_group: group, kind: 'completion' }, ctx.usage.completion_tokens);
+    }
+  }
+
+  rateLimited(scope: string, limit: string): void {
+    this.limited.inc({ scope, limit });
+  }
+}

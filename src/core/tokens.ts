@@ -1,0 +1,90 @@
+/**
+ * Token counts with a real tokenizer (o200k_base, the encoding of current OpenAI models). Used to
+ * reserve tokens before the upstream answers and to settle streams that end without a usage chunk.
+ * Chat overhead follows OpenAI's accounting: 3 tokens per message (+1 with `name`) and 3 to prime
+ * the reply.
+ */
+import { countTokens } from 'gpt-tokenizer';
+
+export function countText(text: string): number {
+  return text.length === 0 ? 0 : countTokens(text);
+}
+
+interface ChatMessage {
+  role?: unknown;
+  content?: unknown;
+  name?: unknown;
+  tool_calls?: unknown;
+}
+
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    let s = '';
+    for (const part of content) {
+      if (part && typeof part === 'object' && typeof (part as { text?: unknown }).text === 'string') s += (part as { text: string }).text;
+    }
+    return s;
+  }
+  return '';
+}
+
+export function countChatPrompt(messages: readonly ChatMessage[]): number {
+  let n = 3;
+  for (const m of messages) {
+    n += 3 + countText(contentText(m.content));
+    if (typeof m.role === 'string') n += countText(m.role) - 1;
+    if (typeof m.name === 'string') n += 1 + countText(m.name);
+    if (m.tool_calls) n += countText(JSON.stringify(m.tool_calls));
+  }
+  return n;
+}
+
+/** `prompt` of /v1/completions or `input` of /v1/embeddings: a string or a list of strings/token arrays. */
+export function countPromptInput(input: unknown): number {
+  if (typeof input === 'string') return countText(input);
+  if (Array.isArray(input)) {
+    let n = 0;
+    for (const x of input) n += typeof x === 'string' ? countText(x) : typeof x === 'number' ? 1 : Array.isArray(x) ? x.length : 0;
+    return n;
+  }
+  return 0;
+}
+
+/** The user-controlled strings of a request body, for guardrails (references into the body). */
+export function textsOf(body: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const msgs = body.messages;
+  if (Array.isArray(msgs)) for (const m of msgs) out.push(contentText((m as ChatMessage)?.content));
+  for (const k of ['prompt', 'input'] as const) {
+    const v = body[k];
+    if (typeof v === 'string') out.push(v);
+    else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') out.push(x);
+  }
+  return out;
+}
+
+/** Writes guardrail-redacted texts back into the body, in the order `textsOf` produced them. */
+export function writeTexts(body: Record<string, unknown>, texts: readonly string[]): void {
+  let i = 0;
+  const msgs = body.messages;
+  if (Array.isArray(msgs))
+    for (const m of msgs as ChatMessage[]) {
+      const t = texts[i++]!;
+      if (typeof m.content === 'string') m.content = t;
+      else if (Array.isArray(m.content)) {
+        let first = true;
+        for (const part of m.content as { type?: string; text?: unknown }[]) {
+          if (typeof part?.text === 'string') {
+            part.text = first ? t : '';
+            first = false;
+          }
+        }
+      }
+    }
+  for (const k of ['prompt', 'input'] as const) {
+    const v = body[k];
+    if (typeof v === 'string') body[k] = texts[i++]!;
+    else if (Array.isArray(v)) body[k] = v.map((x) => (typeof x === 'string' ? texts[i++]! : x));
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * GET /v1/models: the models the caller may use. A group with `allowed_models` sees exactly those;
+ * otherwise the models the targets list, plus what a catch-all target's upstream reports.
+ */
+import { KtError } from '../core/errors.ts';
+import type { Providers } from '../providers/registry.ts';
+import { identify } from './stages/identify.ts';
+import type { ClientChannel, RequestContext } from './context.ts';
+
+export async function listModels(ctx: RequestContext, client: ClientChannel, providers: Providers): Promise<void> {
+  const identity = identify(ctx.config, ctx.headers);
+  ctx.identity = identity;
+  const created = Math.floor(ctx.startMs / 1000);
+  let ids: string[];
+  if (identity.group?.allowedModelList) ids = [...identity.group.allowedModelList];
+  else {
+    const set = new Set(ctx.config.targetByModel.keys());
+    const catchAll = ctx.config.catchAll;
+    if (catchAll) {
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), catchAll.timeoutMs).unref();
+      try {
+        const res = await providers.for(catchAll).call({ target: catchAll, path: '/models', method: 'GET', signal: ac.signal });
+        let text = '';
+        for await (const c of res.body) text += typeof c === 'string' ? c : Buffer.from(c).toString('utf8');
+        if (res.status < 400) for (const m of (JSON.parse(text) as { data?: { id?: string }[] }).data ?? []) if (m.id) set.add(m.id);
+      } catch {
+        if (!set.size) throw new KtError('upstream_error', `Could not list models from upstream target '${catchAll.id}'. Retry later.`);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    ids = [...set];
+  }
+  const body = JSON.stringify({ object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'kt' })) });
+  client.head(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-Request-Id': ctx.id });
+  client.end(body);
+}

@@ -1,0 +1,80 @@
+/**
+ * X-RateLimit-* headers from the limit statuses of one admission:
+ * - `-Requests` / `-Tokens`: the request-unit and token-unit counters with the fewest units left;
+ * - `X-RateLimit-Limit/-Remaining/-Reset`: the binding limit (the one that refused, else the one
+ *   closest to exhaustion relative to its size).
+ * Reset times follow `rate_limit_headers.reset_format`: ISO-8601 (default), epoch seconds, or seconds
+ * from now. Resets mean "back to the full limit".
+ */
+import type { ResetFormat } from '../config/types.ts';
+import type { LimitStatus } from '../limits/types.ts';
+
+export interface HeaderView {
+  readonly requests: LimitStatus | undefined;
+  readonly tokens: LimitStatus | undefined;
+  readonly binding: LimitStatus | undefined;
+}
+
+export function viewOf(statuses: readonly LimitStatus[], refused?: LimitStatus): HeaderView {
+  let requests: LimitStatus | undefined;
+  let tokens: LimitStatus | undefined;
+  let binding = refused;
+  let bindingRatio = Infinity;
+  for (const s of statuses) {
+    const unit = s.planned.def.unit;
+    if (unit === 'requests') {
+      if (!requests || s.remaining < requests.remaining) requests = s;
+    } else if (unit !== 'concurrent_requests') {
+      if (!tokens || s.remaining < tokens.remaining) tokens = s;
+    }
+    if (!refused) {
+      const ratio = s.remaining / s.planned.def.limit;
+      if (ratio < bindingRatio) {
+        bindingRatio = ratio;
+        binding = s;
+      }
+    }
+  }
+  return { requests, tokens, binding };
+}
+
+export function formatReset(atMs: number, nowMs: number, format: ResetFormat): string {
+  const ms = Math.max(atMs, nowMs);
+  switch (format) {
+    case 'epoch':
+      return String(Math.ceil(ms / 1000));
+    case 'seconds':
+      return String(Math.max(0, Math.ceil((ms - nowMs) / 1000)));
+    default:
+      return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+  }
+}
+
+export function rateLimitHeaders(view: HeaderView, nowMs: number, format: ResetFormat, out: Record<string, string | number>): void {
+  const { requests, tokens, binding } = view;
+  if (requests) {
+    out['X-RateLimit-Limit-Requests'] = requests.planned.def.limit;
+    out['X-RateLimit-Remaining-Requests'] = requests.remaining;
+    out['X-RateLimit-Reset-Requests'] = formatReset(requests.resetAtMs, nowMs, format);
+  }
+  if (tokens) {
+    out['X-RateLimit-Limit-Tokens'] = tokens.planned.def.limit;
+    out['X-RateLimit-Remaining-Tokens'] = tokens.remaining;
+    out['X-RateLimit-Reset-Tokens'] = formatReset(tokens.resetAtMs, nowMs, format);
+  }
+  if (binding) {
+    out['X-RateLimit-Limit'] = binding.planned.def.limit;
+    out['X-RateLimit-Remaining'] = binding.remaining;
+    out['X-RateLimit-Reset'] = formatReset(binding.resetAtMs, nowMs, format);
+  }
+}
+
+/** Token statuses after settlement: the reservation is replaced by real usage. */
+export function settledStatuses(statuses: readonly LimitStatus[], actual: (s: LimitStatus) => number): LimitStatus[] {
+  return statuses.map((s) => {
+    const unit = s.planned.def.unit;
+    if (unit === 'requests' || unit === 'concurrent_requests') return s;
+    const used = actual(s);
+    return { ...s, remaining: Math.max(0, s.remaining + s.cost - used), cost: used };
+  });
+}

@@ -1,0 +1,60 @@
+/**
+ * `provider: mock`: answers in-process like OpenAI, with no network and no key. Honours the same
+ * `#mock` directives as `kt mock-upstream` (see generate.ts), including delays and hangs, so timeouts
+ * and disconnects can be exercised without an upstream server.
+ */
+import type { ProviderAdapter, UpstreamCall, UpstreamResult } from '../types.ts';
+import { UpstreamFailure } from '../types.ts';
+import { answer, errorBody, modelList, parseDirectives, streamEvents } from './generate.ts';
+import { systemClock, type Clock } from '../../core/clock.ts';
+
+function wait(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new UpstreamFailure('aborted', 'aborted'));
+    const t = ms === Infinity ? undefined : setTimeout(done, ms);
+    function done() {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }
+    function onAbort() {
+      if (t) clearTimeout(t);
+      reject(new UpstreamFailure('aborted', 'aborted'));
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+async function* once(s: string): AsyncIterable<string> {
+  yield s;
+}
+
+export class MockProvider implements ProviderAdapter {
+  constructor(private readonly clock: Clock = systemClock) {}
+
+  async call(c: UpstreamCall): Promise<UpstreamResult> {
+    const nowS = Math.floor(this.clock.nowMs() / 1000);
+    if (c.method === 'GET') return { status: 200, contentType: 'application/json', body: once(modelList(nowS)) };
+    const body = c.parsed ?? {};
+    const d = parseDirectives(body);
+    const delay = d.hang ? Infinity : (d.delayMs ?? 0) + c.target.mock.latencyMs;
+    if (delay > 0) await wait(delay, c.signal);
+    if (d.status && d.status >= 400) return { status: d.status, contentType: 'application/json', body: once(errorBody(d.status)) };
+    const opts = { completionTokens: c.target.mock.completionTokens };
+    if (body.stream === true) {
+      const events = streamEvents(c.path, body, d, opts, nowS);
+      return { status: 200, contentType: 'text/event-stream', body: iterate(events, c.signal) };
+    }
+    return { status: 200, contentType: 'application/json', body: once(answer(c.path, body, d, opts, nowS)) };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+async function* iterate(events: string[], signal: AbortSignal): AsyncIterable<string> {
+  for (const e of events) {
+    if (signal.aborted) throw new UpstreamFailure('aborted', 'aborted');
+    yield e;
+  }
+}
