@@ -3,46 +3,18 @@
  * precomputed here (limit definitions, key -> group map, model -> target map, compiled policies).
  */
 import { createHash } from 'node:crypto';
-import type { PolicyConfigInput, PolicyInput, GroupRateLimitsInput, ProviderTargetInput } from './schema.ts';
-import type { CompiledConfig, CompiledGroup, CompiledKey, CompiledTarget } from './types.ts';
-import type { LimitDef, LimitScope, LimitUnit, Algorithm } from '../limits/types.ts';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { PolicyConfigInput, PolicyInput, GroupRateLimitsInput, ProviderTargetInput, ApiKeyInput } from './schema.ts';
+import type { CompiledConfig, CompiledGroup, CompiledKey, CompiledTarget, CompiledIdentity } from './types.ts';
+import { tierDefs, type CompiledNamedLimit } from './compile-limits.ts';
+import { createJwtVerifier } from '../identity/jwt.ts';
+import { groupLimitDefs, DEFAULT_SUBJECT } from './limit-defs.ts';
 import { compilePolicies, retentionDays } from '../guardrails/registry.ts';
 import { planAll } from '../limits/plan.ts';
 import { systemClock } from '../core/clock.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 60_000;
-export const MINUTE_MS = 60_000;
-export const DAY_MS = 86_400_000;
-/** Counter subject of the implicit group of callers without a recognised key. */
-export const DEFAULT_SUBJECT = '(default)';
-
-export function limitDef(o: { scope: LimitScope; name: string; unit: LimitUnit; limit: number; windowMs: number; algorithm?: Algorithm; shadow?: boolean; idName?: string }): LimitDef {
-  const algorithm = o.algorithm ?? (o.unit === 'concurrent_requests' ? 'concurrency' : 'sliding_window');
-  const windowMs = algorithm === 'concurrency' ? 0 : o.windowMs;
-  return Object.freeze({
-    id: `${o.scope}:${o.idName ?? o.name}:${algorithm}:${windowMs}`,
-    scope: o.scope,
-    name: o.name,
-    unit: o.unit,
-    limit: o.limit,
-    windowMs,
-    algorithm,
-    shadow: o.shadow ?? false,
-  });
-}
-
-export function groupLimitDefs(limits: GroupRateLimitsInput | undefined): LimitDef[] {
-  const out: LimitDef[] = [];
-  if (!limits) return out;
-  if (limits.requests_per_minute)
-    out.push(limitDef({ scope: 'consumer_group', name: 'requests_per_minute', unit: 'requests', limit: limits.requests_per_minute, windowMs: MINUTE_MS }));
-  if (limits.tokens_per_minute)
-    out.push(limitDef({ scope: 'consumer_group', name: 'tokens_per_minute', unit: 'total_tokens', limit: limits.tokens_per_minute, windowMs: MINUTE_MS }));
-  if (limits.tokens_per_day)
-    out.push(limitDef({ scope: 'consumer_group', name: 'tokens_per_day', unit: 'total_tokens', limit: limits.tokens_per_day, windowMs: DAY_MS }));
-  return out;
-}
 
 /** `key_` + 12 hex chars of SHA-256: identifies a key in events and logs without revealing it. */
 export function keyId(key: string): string {
@@ -60,12 +32,69 @@ function compileTarget(t: ProviderTargetInput, env: NodeJS.ProcessEnv): Compiled
     timeoutMs: t.timeout_ms ?? DEFAULT_TIMEOUT_MS,
     models: models ? new Set(models) : null,
     mock: Object.freeze({ completionTokens: t.mock?.completion_tokens ?? 100, latencyMs: t.mock?.latency_ms ?? 0 }),
+    planned: planAll(tierDefs('provider', t.rate_limits), t.id),
+  });
+}
+
+export function sha256Hex(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+function compileApiKey(k: ApiKeyInput, groupsByName: ReadonlyMap<string, CompiledGroup>): CompiledKey {
+  const id = k.id ?? `key_${(k.key_sha256 ?? sha256Hex(k.key!)).slice(0, 12)}`;
+  const groups = Array.isArray(k.groups) ? k.groups : (k.groups ?? '').split(',').map((g) => g.trim()).filter(Boolean);
+  return Object.freeze({
+    keyId: id,
+    group: k.consumer_group ? (groupsByName.get(k.consumer_group) ?? null) : null,
+    user: k.user ?? null,
+    team: k.team ?? null,
+    groups: Object.freeze(groups),
+    allowedModels: k.allowed_models ? new Set(k.allowed_models) : null,
+    allowedModelList: k.allowed_models ? Object.freeze([...k.allowed_models]) : null,
+    planned: planAll(tierDefs('api_key', k.rate_limits), id),
+  });
+}
+
+/** Adds `a.b.c.d` or `a.b.c.d/n` (v4 or v6) to a BlockList; false when it is not an address. */
+export function addAddress(list: BlockList, spec: string): boolean {
+  const [addr, bits] = spec.split('/');
+  const type = isIPv4(addr!) ? 'ipv4' : isIPv6(addr!) ? 'ipv6' : null;
+  if (!type) return false;
+  if (bits === undefined) list.addAddress(addr!, type);
+  else {
+    const n = Number(bits);
+    if (!Number.isInteger(n) || n < 0 || n > (type === 'ipv4' ? 32 : 128)) return false;
+    list.addSubnet(addr!, n, type);
+  }
+  return true;
+}
+
+function compileIdentity(input: PolicyConfigInput, env: NodeJS.ProcessEnv): CompiledIdentity {
+  const th = input.identity?.trusted_headers;
+  const userHeader = th?.user ?? input.user_rate_limit?.header;
+  // Trusting a user header implies the team header (X-Team-Id unless named otherwise).
+  const teamHeader = th?.team ?? input.team_rate_limit?.header ?? (userHeader ? 'X-Team-Id' : undefined);
+  let trustedProxies: BlockList | null = null;
+  if (input.identity?.trusted_proxies?.length) {
+    trustedProxies = new BlockList();
+    for (const p of input.identity.trusted_proxies) addAddress(trustedProxies, p);
+  }
+  return Object.freeze({
+    userHeader: userHeader?.toLowerCase() ?? null,
+    teamHeader: teamHeader?.toLowerCase() ?? null,
+    trustedProxies,
+    jwt: input.identity?.jwt ? createJwtVerifier(input.identity.jwt, env) : null,
   });
 }
 
 export const BUILTIN_MOCK_TARGET: ProviderTargetInput = { id: 'mock', provider: 'mock' };
 
-export function compileConfig(input: PolicyConfigInput, policies: PolicyInput[], ctx: { env: NodeJS.ProcessEnv; file: string }): CompiledConfig {
+export function compileConfig(
+  input: PolicyConfigInput,
+  policies: PolicyInput[],
+  named: readonly CompiledNamedLimit[],
+  ctx: { env: NodeJS.ProcessEnv; file: string },
+): CompiledConfig {
   const targets = (input.providers?.targets ?? [BUILTIN_MOCK_TARGET]).map((t) => compileTarget(t, ctx.env));
   const targetByModel = new Map<string, CompiledTarget>();
   for (const t of targets) for (const m of t.models ?? []) if (!targetByModel.has(m)) targetByModel.set(m, t);
@@ -83,8 +112,18 @@ export function compileConfig(input: PolicyConfigInput, policies: PolicyInput[],
       isDefault: false,
     });
     groups.push(group);
-    for (const k of [g.api_key, ...(g.api_keys ?? [])]) if (k) keys.set(k, Object.freeze({ keyId: keyId(k), group }));
+    for (const k of [g.api_key, ...(g.api_keys ?? [])])
+      if (k)
+        keys.set(k, Object.freeze({ keyId: keyId(k), group, user: null, team: null, groups: [], allowedModels: null, allowedModelList: null, planned: [] }));
   }
+  const groupsByName = new Map(groups.map((g) => [g.name, g]));
+  const keysBySha256 = new Map<string, CompiledKey>();
+  for (const k of input.api_keys ?? []) {
+    const bound = compileApiKey(k, groupsByName);
+    if (k.key) keys.set(k.key, bound);
+    else keysBySha256.set(k.key_sha256!, bound);
+  }
+  const rl = input.rate_limits;
   const d = input.rate_limit_defaults;
   const defaultLimits = groupLimitDefs(d);
   const defaultGroup: CompiledGroup | undefined =
@@ -101,8 +140,19 @@ export function compileConfig(input: PolicyConfigInput, policies: PolicyInput[],
     groups: Object.freeze(groups),
     keys,
     defaultGroup,
-    keysRequired: keys.size > 0,
-    headers: Object.freeze({ enabled: headersEnabled, resetFormat: input.rate_limit_headers?.reset_format ?? 'iso8601' }),
+    keysBySha256,
+    keysRequired: keys.size + keysBySha256.size > 0 || !!input.identity?.jwt,
+    tiers: Object.freeze({
+      ip: Object.freeze(tierDefs('ip', rl?.per_ip)),
+      key: Object.freeze(tierDefs('api_key', rl?.per_key)),
+      user: Object.freeze(tierDefs('user', rl?.per_user, input.user_rate_limit)),
+      team: Object.freeze(tierDefs('team', rl?.per_team, input.team_rate_limit)),
+      global: planAll(tierDefs('global', rl?.global, input.global_rate_limit), '*'),
+    }),
+    named: Object.freeze([...named]),
+    identity: compileIdentity(input, ctx.env),
+    tokenReservation: Object.freeze({ strict: input.token_reservation?.strict ?? false, defaultMaxTokens: input.token_reservation?.default_max_tokens ?? 4096 }),
+    headers: Object.freeze({ enabled: headersEnabled, resetFormat: input.rate_limit_headers?.reset_format ?? 'iso8601', ietf: input.rate_limit_headers?.ietf ?? false }),
     globalPolicies: Object.freeze(compilePolicies(policies)),
     eventRetentionDays: retentionDays(policies),
     maxBodyBytes: input.server?.max_body_bytes ?? DEFAULT_MAX_BODY_BYTES,

@@ -119,8 +119,18 @@ export function validKeysAt(root: AnySchema, path: readonly PathSegment[], data:
   return [...keys];
 }
 
-function describeValue(v: unknown): string {
+/**
+ * Paths whose values are secrets (`consumer_groups[].api_key`, `consumer_groups[].api_keys[]`,
+ * `api_keys[].key`): a message about them describes the value's kind, never its content.
+ */
+function isSecretPath(path: readonly PathSegment[]): boolean {
+  const lastName = [...path].reverse().find((s): s is string => typeof s === 'string');
+  return lastName === 'api_key' || lastName === 'api_keys' || lastName === 'key';
+}
+
+function describeValue(v: unknown, secret = false): string {
   if (v === null || v === undefined) return 'nothing';
+  if (secret && typeof v !== 'object') return `a ${typeof v} (value not shown: it is an API key)`;
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
@@ -145,8 +155,17 @@ interface ZIssue {
   inclusive?: boolean;
   format?: string;
   discriminator?: string;
+  options?: unknown[];
   note?: string;
   errors?: ZIssue[][];
+}
+
+/** One explained issue: where in the data it is and what would be valid there. */
+export interface ExplainedIssue {
+  path: PathSegment[];
+  message: string;
+  /** Point at the key rather than its value (unknown keys). */
+  preferKey?: boolean;
 }
 
 /** Turns zod issues into diagnostics that name the path and say what would be valid. */
@@ -157,24 +176,34 @@ export function fromZodIssues(
   doc: Document,
   lines: LineCounter,
 ): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  const push = (path: PathSegment[], message: string, preferKey = false) =>
-    out.push({ severity: 'error', path: formatPath(path), message, ...locate(doc, lines, path, preferKey) });
+  return explainZodIssues(root, issues, data).map((e) => ({
+    severity: 'error' as const,
+    path: formatPath(e.path),
+    message: e.message,
+    ...locate(doc, lines, e.path, e.preferKey),
+  }));
+}
+
+/** The messages of `fromZodIssues`, with data paths instead of file positions. */
+export function explainZodIssues(root: AnySchema, issues: readonly ZIssue[], data: unknown): ExplainedIssue[] {
+  const out: ExplainedIssue[] = [];
+  const push = (path: PathSegment[], message: string, preferKey = false) => out.push({ path, message, preferKey });
   for (const issue of issues) {
     const path = issue.path;
     const got = valueAt(data, path);
+    const secret = isSecretPath(path);
     switch (issue.code) {
       case 'unrecognized_keys': {
         const valid = validKeysAt(root, path, data);
         for (const key of issue.keys ?? []) {
           const hint = suggest(key, valid);
-          push([...path, key], `unknown key "${key}"${hint ? `; did you mean "${hint}"?` : ''} Valid keys here: ${valid.join(', ')}.`, true);
+          push([...path, key], `unknown key "${key}"${hint ? `; did you mean "${hint}"?` : '.'} Valid keys here: ${valid.join(', ')}.`, true);
         }
         break;
       }
       case 'invalid_type':
-        if (got === undefined) push(path, `is required (${issue.expected ?? 'a value'}).`);
-        else push(path, `expected ${article(issue.expected)}, got ${describeValue(got)}.`);
+        if (got === undefined) push(path, `is required (${article(issue.expected)}).`);
+        else push(path, `expected ${article(issue.expected)}, got ${describeValue(got, secret)}.`);
         break;
       case 'too_small':
         if (issue.origin === 'number')
@@ -183,21 +212,34 @@ export function fromZodIssues(
         else push(path, `must not be empty.`);
         break;
       case 'invalid_value':
-        push(path, `must be one of ${(issue.values ?? []).map((v) => JSON.stringify(v)).join(', ')} (got ${describeValue(got)}).`);
+        push(path, `must be one of ${(issue.values ?? []).map((v) => JSON.stringify(v)).join(', ')} (got ${describeValue(got, secret)}).`);
         break;
       case 'invalid_union':
         if (issue.discriminator) {
-          const kinds = validTags(root, path, data);
-          push([...path, issue.discriminator], `must be one of ${kinds.join(', ')} (got ${describeValue(valueAt(got, [issue.discriminator]))}).`);
+          // zod 4 puts the discriminator at the end of the issue's path; older shapes did not.
+          const at = path[path.length - 1] === issue.discriminator ? path : [...path, issue.discriminator];
+          const kinds = issue.options?.length ? issue.options.map(String) : validTags(root, at.slice(0, -1), data);
+          const value = valueAt(data, at);
+          push(at, value === undefined ? `is required: one of ${kinds.join(', ')}.` : `must be one of ${kinds.join(', ')} (got ${describeValue(value)}).`);
         } else if (issue.errors?.length) {
-          // Report the branch that got furthest (fewest issues) so the user sees concrete problems.
-          const best = [...issue.errors].sort((a, b) => a.length - b.length)[0] ?? [];
+          const branches = issue.errors;
+          const typeMismatch = (b: ZIssue[]) => b.some((e) => e.code === 'invalid_type' && e.path.length === 0);
+          if (branches.every(typeMismatch)) {
+            // The value is of none of the accepted kinds: list them all.
+            const kinds = [...new Set(branches.flatMap((b) => b.filter((e) => e.path.length === 0).map((e) => article(e.expected))))];
+            push(path, `expected ${kinds.join(' or ')}, got ${describeValue(got, secret)}.`);
+            break;
+          }
+          // Report the branch whose kind matches the value and that got furthest (fewest issues).
+          const best = [...branches].sort((a, b) => Number(typeMismatch(a)) - Number(typeMismatch(b)) || a.length - b.length)[0] ?? [];
           const nested = best.map((e) => ({ ...e, path: [...path, ...e.path] }));
-          out.push(...fromZodIssues(root, nested, data, doc, lines));
+          out.push(...explainZodIssues(root, nested, data));
         } else push(path, issue.message);
         break;
       case 'invalid_format':
-        push(path, `must be a valid ${issue.format ?? 'value'} (got ${describeValue(got)}).`);
+        // A pattern check carries the schema's own wording ("must be a duration like 30s, ...").
+        if (issue.format === 'regex') push(path, `${issue.message.replace(/\.$/, '')} (got ${describeValue(got, secret)}).`);
+        else push(path, `must be a valid ${formatName(issue.format)} (got ${describeValue(got, secret)}).`);
         break;
       case 'not_multiple_of':
       default:
@@ -205,6 +247,11 @@ export function fromZodIssues(
     }
   }
   return out;
+}
+
+function formatName(format?: string): string {
+  if (format === 'url') return 'URL such as https://api.openai.com/v1';
+  return format ?? 'value';
 }
 
 function validTags(root: AnySchema, path: readonly PathSegment[], data: unknown): string[] {
@@ -226,6 +273,7 @@ function article(expected?: string): string {
   if (!expected) return 'a value';
   if (expected === 'object') return 'a mapping';
   if (expected === 'array') return 'a list';
+  if (expected === 'int') return 'a whole number';
   return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`;
 }
 

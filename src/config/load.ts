@@ -9,7 +9,9 @@ import { PolicyConfig, type PolicyConfigInput } from './schema.ts';
 import { fromZodIssues, locate, formatPath, type Diagnostic, type PathSegment } from './diagnostics.ts';
 import { normalizePolicies } from './policies.ts';
 import { checkSemantics } from './semantics.ts';
+import { checkIdentity } from './semantics-identity.ts';
 import { compileConfig } from './compile.ts';
+import { compileNamed, type CelIssue } from './compile-limits.ts';
 import type { CompiledConfig } from './types.ts';
 
 export interface LoadResult {
@@ -61,8 +63,18 @@ export function loadConfigText(text: string, file = '<inline>', options: LoadOpt
   const input = parsed.data;
   const policies = normalizePolicies(input, at, diagnostics);
   diagnostics.push(...checkSemantics(input, { at, env }));
+  diagnostics.push(...checkIdentity(input, { at, env }));
+  const celIssues: CelIssue[] = [];
+  const named = [...compileNamed('request_limits', input.request_limits, celIssues), ...compileNamed('token_limits', input.token_limits, celIssues)];
+  for (const i of celIssues) diagnostics.push({ severity: 'error', ...at(i.path), message: i.message });
   if (diagnostics.some((d) => d.severity === 'error')) return { file, diagnostics: dedupe(diagnostics), input };
-  const config = compileConfig(input, policies, { env, file });
+  let config;
+  try {
+    config = compileConfig(input, policies, named, { env, file });
+  } catch (err) {
+    diagnostics.push({ severity: 'error', path: '', message: `cannot compile config: ${(err as Error).message}` });
+    return { file, diagnostics: dedupe(diagnostics), input };
+  }
   return { file, diagnostics: dedupe(diagnostics), config, input };
 }
 

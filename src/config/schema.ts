@@ -29,6 +29,18 @@ export const RateLimitDefaults = GroupRateLimits.extend({
     .describe('Send X-RateLimit-* headers on responses (default true).'),
 }).describe('Limits for callers without a recognised key.');
 
+export const TierLimits = z
+  .strictObject({
+    rpm: positiveInt.optional().describe('Requests per window (60 s unless the tier sets window_seconds).'),
+    tpm: positiveInt.optional().describe('Total tokens (prompt + completion) per window.'),
+    prompt_tpm: positiveInt.optional().describe('Prompt tokens per window.'),
+    completion_tpm: positiveInt.optional().describe('Completion tokens per window.'),
+    rpd: positiveInt.optional().describe('Requests per rolling 24 hours.'),
+    tpd: positiveInt.optional().describe('Total tokens per rolling 24 hours.'),
+    max_parallel_requests: positiveInt.optional().describe('Requests in flight at once.'),
+  })
+  .describe('Limits of one tier, counted separately for each subject (user, team, key, IP...).');
+
 export const SecretKeyRef = z
   .strictObject({ env: name.describe('Environment variable holding the provider API key.') })
   .describe('Where the provider secret comes from; clients never hold it.');
@@ -50,6 +62,7 @@ export const ProviderTarget = z
     secret_key_ref: SecretKeyRef.optional(),
     timeout_ms: positiveInt.optional().describe('Upstream timeout in ms (default 60000); exceeding it gives 504.'),
     mock: MockOptions.optional(),
+    rate_limits: TierLimits.optional().describe('Limits on all traffic sent to this target (scope `provider`).'),
   })
   .describe('One upstream the gateway forwards to.');
 
@@ -101,6 +114,7 @@ export const ConsumerGroup = z
 
 export const RateLimitHeaders = z.strictObject({
   enabled: z.boolean().optional().describe('Send X-RateLimit-* headers (default true).'),
+  ietf: z.boolean().optional().describe('Also send the IETF RateLimit and RateLimit-Policy headers (default false).'),
   reset_format: z
     .enum(['iso8601', 'epoch', 'seconds'])
     .optional()
@@ -109,6 +123,81 @@ export const RateLimitHeaders = z.strictObject({
 
 export const Server = z.strictObject({
   max_body_bytes: positiveInt.optional().describe('Largest accepted request body (default 4194304 = 4 MiB); larger gets 413.'),
+});
+
+export const STRATEGIES = ['sliding_window', 'fixed_window', 'token_bucket'] as const;
+export const TierSettings = z.strictObject({
+  header: name.optional().describe('Trusted request header naming the subject (enables header identity for this tier).'),
+  strategy: z.enum(STRATEGIES).optional().describe('Window algorithm (default sliding_window).'),
+  window_seconds: positiveInt.optional().describe('Window of the tier\'s rpm/tpm limits in seconds (default 60).'),
+  reject_action: z.enum(['return_429', 'log_only']).optional().describe('`log_only` counts and reports but never blocks (shadow mode).'),
+});
+
+export const TieredRateLimits = z.strictObject({
+  per_ip: TierLimits.optional().describe('Per client IP (X-Forwarded-For only from identity.trusted_proxies).'),
+  per_key: TierLimits.optional().describe('Per API key, for every key (api_keys[].rate_limits adds key-specific ones).'),
+  per_user: TierLimits.optional(),
+  per_team: TierLimits.optional(),
+  global: TierLimits.optional().describe('One counter for all traffic through this gateway (all instances with Redis).'),
+});
+
+export const ApiKey = z
+  .strictObject({
+    id: name.optional().describe('Name of the key in events and logs (default key_<sha256 prefix>).'),
+    key: name.optional().describe('The key in plaintext.'),
+    key_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters').optional().describe('SHA-256 of the key (hex), so the file holds no secret.'),
+    user: name.optional(),
+    team: name.optional(),
+    groups: z.union([z.array(name), z.string()]).optional().describe('Group names (a list or a comma-separated string); CEL sees them comma-joined.'),
+    consumer_group: name.optional().describe('Name of a consumer group whose limits, models and policies also apply.'),
+    allowed_models: z.array(name).optional(),
+    rate_limits: TierLimits.optional().describe('Limits of this key alone.'),
+  })
+  .describe('An API key bound to an identity.');
+
+export const RateRule = z.strictObject({
+  limit: positiveInt.describe('Units allowed per window.'),
+  window: z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like 30s, 1m, 1h or 1d')
+    .describe('Window length: a number and a unit (ms, s, m, h, d).'),
+  unit: z.enum(['total_tokens', 'prompt_tokens', 'completion_tokens', 'requests']).optional().describe('What is counted (token limits: total_tokens by default).'),
+  strategy: z.enum(STRATEGIES).optional(),
+});
+export const NamedLimit = z.strictObject({
+  rates: z.array(RateRule).min(1),
+  when: z.array(z.strictObject({ predicate: z.string().min(1).describe('CEL boolean expression.') })).optional().describe('The limit applies when every predicate is true.'),
+  counters: z.array(z.strictObject({ expression: z.string().min(1).describe('CEL expression; each distinct value gets its own counter.') })).optional(),
+  reject_action: z.enum(['return_429', 'log_only']).optional(),
+});
+
+export const JwtSettings = z.strictObject({
+  secret_env: name.optional().describe('Environment variable holding the HMAC shared secret.'),
+  jwks_file: name.optional().describe('Path to a local JWKS file.'),
+  jwks_url: z.url().optional().describe('JWKS URL (cached; refetched at most once per jwks_cooldown_ms for an unknown kid).'),
+  jwks_cooldown_ms: positiveInt.optional(),
+  algorithms: z.array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1).describe('Accepted algorithms (pinned; `none` is never accepted).'),
+  issuer: name.optional(),
+  audience: z.union([name, z.array(name)]).optional(),
+  clock_tolerance_seconds: z.number().int().min(0).optional(),
+  claims: z
+    .strictObject({ user: name.optional(), team: name.optional(), groups: name.optional(), consumer_group: name.optional() })
+    .optional()
+    .describe('Claim names for user (default sub), team (team), groups (groups), consumer_group.'),
+});
+
+export const Identity = z.strictObject({
+  trusted_headers: z
+    .strictObject({ user: name.optional(), team: name.optional() })
+    .optional()
+    .describe('Headers trusted to name the user and team. Without a verified credential they name the caller; under a key or token they name a sub-user inside it.'),
+  trusted_proxies: z.array(z.string()).optional().describe('Proxy addresses or CIDRs whose X-Forwarded-For is believed for the IP tier.'),
+  jwt: JwtSettings.optional().describe('Signed assertions in Authorization: Bearer.'),
+});
+
+export const TokenReservation = z.strictObject({
+  strict: z.boolean().optional().describe('Reserve max_tokens/max_completion_tokens (larger) for the completion, not only the prompt.'),
+  default_max_tokens: positiveInt.optional().describe('Strict mode: completion reserved (and sent upstream as max_tokens) when the request sets none (default 4096).'),
 });
 
 export const PolicyConfig = z
@@ -120,6 +209,15 @@ export const PolicyConfig = z
     rate_limit_headers: RateLimitHeaders.optional(),
     policies: z.union([z.array(Policy), PolicyChain]).optional().describe('Input policies applied to every request.'),
     server: Server.optional(),
+    rate_limits: TieredRateLimits.optional().describe('Tiered limits: per_ip, per_key, per_user, per_team, global.'),
+    user_rate_limit: TierSettings.optional().describe('Settings of the per_user tier.'),
+    team_rate_limit: TierSettings.optional().describe('Settings of the per_team tier (header default X-Team-Id).'),
+    global_rate_limit: TierSettings.omit({ header: true }).optional().describe('Settings of the global tier.'),
+    api_keys: z.array(ApiKey).optional(),
+    identity: Identity.optional(),
+    token_limits: z.record(name, NamedLimit).optional().describe('Named token limits in the shape of Kuadrant TokenRateLimitPolicy `limits`.'),
+    request_limits: z.record(name, NamedLimit).optional().describe('Named request limits in the shape of Kuadrant RateLimitPolicy `limits`.'),
+    token_reservation: TokenReservation.optional(),
   })
   .describe('kt policy config');
 
@@ -127,3 +225,8 @@ export type PolicyConfigInput = z.infer<typeof PolicyConfig>;
 export type ProviderTargetInput = z.infer<typeof ProviderTarget>;
 export type ConsumerGroupInput = z.infer<typeof ConsumerGroup>;
 export type GroupRateLimitsInput = z.infer<typeof GroupRateLimits>;
+export type TierLimitsInput = z.infer<typeof TierLimits>;
+export type TierSettingsInput = z.infer<typeof TierSettings>;
+export type NamedLimitInput = z.infer<typeof NamedLimit>;
+export type ApiKeyInput = z.infer<typeof ApiKey>;
+export type JwtSettingsInput = z.infer<typeof JwtSettings>;

@@ -9,7 +9,7 @@ type At = (path: PathSegment[], preferKey?: boolean) => { path: string; line?: n
 
 export function checkSemantics(input: PolicyConfigInput, ctx: { at: At; env: NodeJS.ProcessEnv }): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const err = (path: PathSegment[], message: string) => out.push({ severity: 'error', ...ctx.at(path), message });
+  const err = (path: PathSegment[], message: string, preferKey = false) => out.push({ severity: 'error', ...ctx.at(path, preferKey), message });
   const warn = (path: PathSegment[], message: string) => out.push({ severity: 'warning', ...ctx.at(path), message });
 
   const targets = input.providers?.targets ?? [];
@@ -57,7 +57,7 @@ export function checkSemantics(input: PolicyConfigInput, ctx: { at: At; env: Nod
   return out;
 }
 
-function checkPolicyNames(input: PolicyConfigInput, err: (path: PathSegment[], m: string) => void): void {
+function checkPolicyNames(input: PolicyConfigInput, err: (path: PathSegment[], m: string, preferKey?: boolean) => void): void {
   const p = input.policies;
   if (p && !Array.isArray(p)) {
     const seen = new Set<string>();
@@ -66,7 +66,12 @@ function checkPolicyNames(input: PolicyConfigInput, err: (path: PathSegment[], m
       seen.add(n);
     });
     for (const n of Object.keys(p.policy ?? {}))
-      if (!seen.has(n)) err(['policies', 'policy', n], `policy "${n}" is defined but not in policies.chain (chain: ${p.chain.join(', ') || 'empty'}).`);
+      if (!seen.has(n))
+        err(
+          ['policies', 'policy', n],
+          `policy "${n}" is defined but not in policies.chain (chain: ${p.chain.join(', ') || 'empty'}); add it to the chain or remove its settings.`,
+          true,
+        );
   } else if (p) unique(p.map((x) => x.name), (i, n) => err(['policies', i, 'name'], `duplicate policy name "${n}"; names must be unique.`));
   (input.consumer_groups ?? []).forEach((g, gi) =>
     unique((g.input_policies ?? []).map((x) => x.name), (i, n) => err(['consumer_groups', gi, 'input_policies', i, 'name'], `duplicate policy name "${n}" in this group.`)),

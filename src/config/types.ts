@@ -4,6 +4,9 @@
  */
 import type { CompiledPolicy } from '../guardrails/types.ts';
 import type { LimitDef, PlannedLimit } from '../limits/types.ts';
+import type { CompiledNamedLimit } from './compile-limits.ts';
+import type { JwtVerifier } from '../identity/jwt.ts';
+import type { BlockList } from 'node:net';
 
 export type ResetFormat = 'iso8601' | 'epoch' | 'seconds';
 
@@ -19,6 +22,8 @@ export interface CompiledTarget {
   /** Models served; null = every model. */
   readonly models: ReadonlySet<string> | null;
   readonly mock: { readonly completionTokens: number; readonly latencyMs: number };
+  /** This target's own limits (scope `provider`), planned once. */
+  readonly planned: readonly PlannedLimit[];
 }
 
 export interface CompiledGroup {
@@ -36,9 +41,36 @@ export interface CompiledGroup {
 }
 
 export interface CompiledKey {
-  /** A stable, non-secret identifier: `key_` + the first 12 hex chars of the key's SHA-256. */
+  /** A stable, non-secret identifier: `api_keys[].id`, else `key_` + 12 hex chars of its SHA-256. */
   readonly keyId: string;
-  readonly group: CompiledGroup;
+  /** The consumer group whose limits, models and policies apply (null: none). */
+  readonly group: CompiledGroup | null;
+  readonly user: string | null;
+  readonly team: string | null;
+  readonly groups: readonly string[];
+  /** null = no key-level model restriction. */
+  readonly allowedModels: ReadonlySet<string> | null;
+  readonly allowedModelList: readonly string[] | null;
+  /** Limits of this key alone (`api_keys[].rate_limits`), planned once. */
+  readonly planned: readonly PlannedLimit[];
+}
+
+export interface CompiledTiers {
+  readonly ip: readonly LimitDef[];
+  readonly key: readonly LimitDef[];
+  readonly user: readonly LimitDef[];
+  readonly team: readonly LimitDef[];
+  /** Planned once: the global counter has one subject. */
+  readonly global: readonly PlannedLimit[];
+}
+
+export interface CompiledIdentity {
+  /** Lower-cased trusted header names; null when not trusted. */
+  readonly userHeader: string | null;
+  readonly teamHeader: string | null;
+  /** Proxies whose X-Forwarded-For is believed; null = none. */
+  readonly trustedProxies: BlockList | null;
+  readonly jwt: JwtVerifier | null;
 }
 
 export interface CompiledConfig {
@@ -51,11 +83,17 @@ export interface CompiledConfig {
   readonly groups: readonly CompiledGroup[];
   /** Plaintext key -> key binding. */
   readonly keys: ReadonlyMap<string, CompiledKey>;
+  /** SHA-256 (hex) of a key -> binding, for `api_keys[].key_sha256`. */
+  readonly keysBySha256: ReadonlyMap<string, CompiledKey>;
+  readonly tiers: CompiledTiers;
+  readonly named: readonly CompiledNamedLimit[];
+  readonly identity: CompiledIdentity;
+  readonly tokenReservation: { readonly strict: boolean; readonly defaultMaxTokens: number };
   /** The group for callers without a recognised key, when `rate_limit_defaults` is set. */
   readonly defaultGroup: CompiledGroup | undefined;
   /** Keys are configured: an unrecognised caller with no defaults gets 401. */
   readonly keysRequired: boolean;
-  readonly headers: { readonly enabled: boolean; readonly resetFormat: ResetFormat };
+  readonly headers: { readonly enabled: boolean; readonly resetFormat: ResetFormat; readonly ietf: boolean };
   readonly globalPolicies: readonly CompiledPolicy[];
   /** Days to keep events (from an audit_logger policy); undefined keeps everything. */
   readonly eventRetentionDays: number | undefined;

@@ -3,7 +3,7 @@
  * (named beside it) and read by later ones; there is no string-keyed bag.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { CompiledConfig, CompiledGroup, CompiledTarget } from '../config/types.ts';
+import type { CompiledConfig, CompiledGroup, CompiledKey, CompiledTarget } from '../config/types.ts';
 import type { Admission } from '../limits/engine.ts';
 import type { TokenReservation, Usage } from '../limits/types.ts';
 import type { EventFinding, EventResult } from '../events/types.ts';
@@ -24,10 +24,16 @@ export interface ClientChannel {
 export interface Identity {
   /** Non-secret key id (`key_…`), null without a recognised key. */
   readonly keyId: string | null;
+  /** The api_keys binding, when the key is one. */
+  readonly key: CompiledKey | null;
   /** The consumer group whose limits apply (the implicit default group for unknown callers). */
   readonly group: CompiledGroup | null;
   readonly user: string | null;
   readonly team: string | null;
+  /** Group memberships (api_keys[].groups or the JWT's groups claim). */
+  readonly groups: readonly string[];
+  /** How the caller was identified. */
+  readonly via: 'key' | 'jwt' | 'headers' | 'anonymous';
 }
 
 export interface Outcome {

@@ -5,14 +5,16 @@
 import { KtError } from '../core/errors.ts';
 import type { Providers } from '../providers/registry.ts';
 import { identify } from './stages/identify.ts';
+import type { Clock } from '../core/clock.ts';
 import type { ClientChannel, RequestContext } from './context.ts';
 
-export async function listModels(ctx: RequestContext, client: ClientChannel, providers: Providers): Promise<void> {
-  const identity = identify(ctx.config, ctx.headers);
+export async function listModels(ctx: RequestContext, client: ClientChannel, providers: Providers, clock: Clock): Promise<void> {
+  const identity = await identify(ctx.config, ctx.headers, clock);
   ctx.identity = identity;
   const created = Math.floor(ctx.startMs / 1000);
   let ids: string[];
-  if (identity.group?.allowedModelList) ids = [...identity.group.allowedModelList];
+  const allowed = identity.key?.allowedModelList ?? identity.group?.allowedModelList;
+  if (allowed) ids = [...allowed];
   else {
     const set = new Set(ctx.config.targetByModel.keys());
     const catchAll = ctx.config.catchAll;

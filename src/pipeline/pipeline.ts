@@ -19,9 +19,9 @@ import type { Logger } from '../core/logger.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { ClientChannel, RequestContext } from './context.ts';
 import { ROUTES, parseBody, type RouteSpec } from './stages/receive.ts';
-import { identify } from './stages/identify.ts';
+import { identify, clientIp } from './stages/identify.ts';
 import { authorize } from './stages/authorize.ts';
-import { admit, denialError, plannedFor } from './stages/admit.ts';
+import { admit, denialError, plannedFor, reservationFor } from './stages/admit.ts';
 import { forward } from './stages/forward.ts';
 import { buildEvent } from './stages/record.ts';
 import { rateLimitHeaders, settledStatuses, viewOf, type HeaderView } from './rate-limit-headers.ts';
@@ -50,7 +50,7 @@ const BLOCK_REASONS: Partial<Record<ErrorCode, string>> = {
   request_too_large: 'request_too_large',
   model_not_found: 'model_not_found',
   not_found: 'not_found',
-  method_not_allowed: 'not_found',
+  method_not_allowed: 'method_not_allowed',
 };
 
 export function newContext(config: CompiledConfig, nowMs: number, method: string, path: string, ip: string, headers: IncomingHttpHeaders): RequestContext {
@@ -59,7 +59,7 @@ export function newContext(config: CompiledConfig, nowMs: number, method: string
     startMs: nowMs,
     method,
     path,
-    ip,
+    ip: clientIp(config, ip, headers),
     headers,
     config,
     route: null,
@@ -98,7 +98,7 @@ export class Pipeline {
       const adm = ctx.admission;
       if (adm?.admitted) {
         view = viewOf(settledStatuses(adm.statuses, (s) => unitOf(s, usage)));
-        if (ctx.config.headers.enabled) rateLimitHeaders(view, this.deps.clock.nowMs(), ctx.config.headers.resetFormat, out);
+        if (ctx.config.headers.enabled) rateLimitHeaders(view, this.deps.clock.nowMs(), ctx.config.headers, out);
       }
       return out;
     };
@@ -106,7 +106,7 @@ export class Pipeline {
       if (rawBody instanceof KtError) throw rawBody;
       const route = ctx.route!;
       if (route.kind === 'models') {
-        await listModels(ctx, client, this.deps.providers);
+        await listModels(ctx, client, this.deps.providers, this.deps.clock);
         return;
       }
       const parsed = parseBody(route, rawBody, header(ctx.headers, 'content-type'));
@@ -115,17 +115,17 @@ export class Pipeline {
       ctx.model = parsed.model;
       ctx.stream = parsed.stream;
       ctx.clientWantsUsage = parsed.clientWantsUsage;
-      const identity = identify(ctx.config, ctx.headers);
+      const identity = await identify(ctx.config, ctx.headers, this.deps.clock);
       ctx.identity = identity;
       ctx.target = authorize(ctx.config, identity, parsed.model);
-      ctx.reservation = { prompt_tokens: parsed.promptTokens, completion_tokens: 0 };
-      const admission = await this.admitOrFail(plannedFor(identity), ctx);
+      ctx.reservation = reservationFor(ctx, parsed.promptTokens, parsed.maxTokens);
+      const admission = await this.admitOrFail(plannedFor(ctx), ctx);
       ctx.admission = admission;
       if (admission && !admission.admitted) {
         const refused = admission.statuses.find((s) => s.planned === admission.denial.planned);
         view = viewOf(admission.statuses, refused);
         const headers: Record<string, string | number> = {};
-        if (ctx.config.headers.enabled) rateLimitHeaders(view, this.deps.clock.nowMs(), ctx.config.headers.resetFormat, headers);
+        if (ctx.config.headers.enabled) rateLimitHeaders(view, this.deps.clock.nowMs(), ctx.config.headers, headers);
         this.deps.metrics.rateLimited(admission.denial.planned.def.scope, admission.denial.planned.def.name);
         throw denialError(admission.denial, identity, headers);
       }
@@ -138,7 +138,7 @@ export class Pipeline {
         settle,
         headersNow: () => {
           const out: Record<string, string | number> = {};
-          if (view && ctx.config.headers.enabled) rateLimitHeaders(view, this.deps.clock.nowMs(), ctx.config.headers.resetFormat, out);
+          if (view && ctx.config.headers.enabled) rateLimitHeaders(view, this.deps.clock.nowMs(), ctx.config.headers, out);
           return out;
         },
       });

@@ -50,8 +50,14 @@ export function formatReset(atMs: number, nowMs: number, format: ResetFormat): s
   }
 }
 
-export function rateLimitHeaders(view: HeaderView, nowMs: number, format: ResetFormat, out: Record<string, string | number>): void {
+export function rateLimitHeaders(
+  view: HeaderView,
+  nowMs: number,
+  opts: { readonly resetFormat: ResetFormat; readonly ietf: boolean },
+  out: Record<string, string | number>,
+): void {
   const { requests, tokens, binding } = view;
+  const format = opts.resetFormat;
   if (requests) {
     out['X-RateLimit-Limit-Requests'] = requests.planned.def.limit;
     out['X-RateLimit-Remaining-Requests'] = requests.remaining;
@@ -66,6 +72,13 @@ export function rateLimitHeaders(view: HeaderView, nowMs: number, format: ResetF
     out['X-RateLimit-Limit'] = binding.planned.def.limit;
     out['X-RateLimit-Remaining'] = binding.remaining;
     out['X-RateLimit-Reset'] = formatReset(binding.resetAtMs, nowMs, format);
+    if (opts.ietf) {
+      // draft-ietf-httpapi-ratelimit-headers: structured fields naming the binding policy.
+      const def = binding.planned.def;
+      const policy = `"${def.scope}.${def.name}"`;
+      out['RateLimit-Policy'] = `${policy};q=${def.limit}${def.windowMs ? `;w=${Math.ceil(def.windowMs / 1000)}` : ''}`;
+      out.RateLimit = `${policy};r=${binding.remaining};t=${Math.max(0, Math.ceil((binding.resetAtMs - nowMs) / 1000))}`;
+    }
   }
 }
 

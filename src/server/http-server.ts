@@ -98,6 +98,10 @@ function readBody(req: IncomingMessage, capBytes: number): Promise<Buffer | KtEr
   });
 }
 
+/** Operational endpoints, served outside the request pipeline (no event, no limits). */
+const OPS_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/_kt/reload']);
+const ROUTE_LIST = 'POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models';
+
 function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...extra });
@@ -124,14 +128,19 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
   const path = q < 0 ? url : url.slice(0, q);
   const method = req.method ?? 'GET';
   const route = routeOf(path);
-  if (!route) return ops(deps, path, method, req, res);
+  if (!route && OPS_PATHS.has(path)) return ops(deps, path, method, req, res);
   const config = deps.config();
   const ctx = newContext(config, deps.clock.nowMs(), method, path, req.socket.remoteAddress ?? '', req.headers);
-  ctx.route = route;
   const client = new ResponseChannel(res);
+  if (!route) {
+    // Through the pipeline (not a bare 404) so the refusal is recorded as an event like any other.
+    req.resume();
+    return deps.pipeline.run(ctx, client, new KtError('not_found', `Unknown route ${method} ${path}. Routes: ${ROUTE_LIST}.`));
+  }
+  ctx.route = route;
   if (method !== route.method) {
     req.resume();
-    return deps.pipeline.run(ctx, client, new KtError('method_not_allowed', `${method} is not supported on ${path}; use ${route.method}.`));
+    return deps.pipeline.run(ctx, client, new KtError('method_not_allowed', `${method} is not supported on ${path}; use ${route.method}.`, undefined, { Allow: route.method }));
   }
   if (route.method === 'GET') {
     req.resume();
@@ -168,7 +177,7 @@ async function ops(deps: HttpDeps, path: string, method: string, req: IncomingMe
       return sendJson(res, r.ok ? 200 : 422, r);
     }
     default: {
-      const e = new KtError('not_found', `Unknown route ${method} ${path}. Routes: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models.`);
+      const e = new KtError('not_found', `Unknown route ${method} ${path}. Routes: ${ROUTE_LIST}.`);
       return sendJson(res, 404, e.toBody());
     }
   }

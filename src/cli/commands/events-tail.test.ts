@@ -142,13 +142,15 @@ test('follow prints new matching events as they arrive and stops on abort', asyn
       signal: ac.signal,
       pollMs: 5,
     });
-    await waitFor(() => c.text().includes(f.events[3].id));
+    t.after(() => ac.abort()); // never leave a follower polling if an assertion fails
+    const marker = (e: GatewayEvent): string => (format === 'table' ? e.user! : e.id);
+    await waitFor(() => c.text().includes(marker(f.events[3])));
     const other = makeEvent({ consumer_group: 'beta' });
     const fresh = makeEvent({ consumer_group: 'acme', user: `carol-${format}` });
     f.sink.record(other);
     f.sink.record(fresh);
     await f.sink.flush();
-    await waitFor(() => c.text().includes(format === 'table' ? fresh.user! : fresh.id));
+    await waitFor(() => c.text().includes(marker(fresh)));
     ac.abort();
     await done;
 
@@ -175,6 +177,7 @@ test('follow with last 0 only prints events recorded after start', async (t) => 
     dataDir: f.dir, last: 0, format: 'table', status: 'blocked', follow: true, verbose: false,
     out: c.out, signal: ac.signal, pollMs: 5,
   });
+  t.after(() => ac.abort());
   await waitFor(() => c.text().startsWith('TIME')); // the header: the initial read is done
   const fresh = makeEvent({ result: 'blocked', reason: 'model_not_allowed', status: 403, user: 'dave' });
   f.sink.record(makeEvent({ user: 'erin' })); // allowed: filtered out

@@ -5,7 +5,8 @@
  */
 export function prune(state: number[], nowMs: number, windowMs: number): number {
   const start = Math.floor(nowMs / windowMs) * windowMs;
-  if (state[0] !== start) {
+  // Only a later window starts over: a clock stepping back must not wipe the current count.
+  if (state[0] === undefined || state[0] < start) {
     state[0] = start;
     state[1] = 0;
   }

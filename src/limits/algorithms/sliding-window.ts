@@ -14,17 +14,20 @@ export function quantumMs(windowMs: number): number {
   return Math.max(1, Math.ceil(windowMs / SLOTS));
 }
 
-/** Number of quanta a unit stays counted after the quantum it was taken in. */
-function span(windowMs: number, q: number): number {
-  return Math.ceil(windowMs / q);
+/**
+ * When quantum `q` stops being counted: once every instant it covers, `[q*g, (q+1)*g)`, is at least
+ * `windowMs` old. Exact for any window length (not only multiples of the quantum), so a unit is kept at
+ * most one quantum longer than an exact log would keep it.
+ */
+function expiryOfQuantum(q: number, windowMs: number, g: number): number {
+  return (q + 1) * g + windowMs;
 }
 
 /** Drops expired quanta; returns the units still counted at `nowMs`. */
 export function prune(state: number[], nowMs: number, windowMs: number): number {
   const g = quantumMs(windowMs);
-  const oldestLive = Math.floor(nowMs / g) - span(windowMs, g);
   let drop = 0;
-  while (drop < state.length && state[drop]! < oldestLive) drop += 2;
+  while (drop < state.length && expiryOfQuantum(state[drop]!, windowMs, g) <= nowMs) drop += 2;
   if (drop) state.splice(0, drop);
   let used = 0;
   for (let i = 1; i < state.length; i += 2) used += state[i]!;
@@ -37,7 +40,10 @@ export function add(state: number[], atMs: number, windowMs: number, units: numb
   const q = Math.floor(atMs / quantumMs(windowMs));
   for (let i = state.length - 2; i >= 0; i -= 2) {
     if (state[i] === q) {
-      state[i + 1] = Math.max(0, state[i + 1]! + units);
+      const left = state[i + 1]! + units;
+      // A quantum given back to zero is dropped, so it no longer holds up `resetAtMs`.
+      if (left > 0) state[i + 1] = left;
+      else state.splice(i, 2);
       return;
     }
     if (state[i]! < q) {
@@ -51,8 +57,7 @@ export function add(state: number[], atMs: number, windowMs: number, units: numb
 
 /** When the quantum at `index` (a pair index) stops being counted. */
 function expiryMs(state: number[], index: number, windowMs: number): number {
-  const g = quantumMs(windowMs);
-  return (state[index]! + span(windowMs, g) + 1) * g;
+  return expiryOfQuantum(state[index]!, windowMs, quantumMs(windowMs));
 }
 
 /**

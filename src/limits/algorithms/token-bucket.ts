@@ -12,11 +12,16 @@ export function prune(state: number[], nowMs: number, windowMs: number, limit: n
   const elapsed = Math.max(0, nowMs - state[1]!);
   state[0] = Math.min(limit, state[0]! + (elapsed * limit) / windowMs);
   state[1] = Math.max(state[1]!, nowMs);
+  state[2] = limit; // the sweep judges "full" by the limit last used
   return limit - state[0]; // units "used" = capacity not available
 }
 
-export function add(state: number[], _atMs: number, _windowMs: number, units: number, limit: number): void {
-  if (state.length === 0) state.push(limit, _atMs, limit);
+/**
+ * Takes (or gives back) `units` at `atMs`. The bucket is first refilled up to `atMs`, so a charge made
+ * later than the last refill (a settlement) is not absorbed by refill the cap would have discarded.
+ */
+export function add(state: number[], atMs: number, windowMs: number, units: number, limit: number): void {
+  prune(state, atMs, windowMs, limit);
   state[0] = Math.min(limit, state[0]! - units);
 }
 

@@ -7,6 +7,10 @@ import { KtError } from '../../core/errors.ts';
 import type { Identity } from '../context.ts';
 
 export function authorize(config: CompiledConfig, identity: Identity, model: string): CompiledTarget {
+  const key = identity.key;
+  if (key?.allowedModels && !key.allowedModels.has(model)) {
+    throw new KtError('model_not_allowed', `Model ${model} is not allowed for API key: ${key.keyId}`, { allowed_models: key.allowedModelList });
+  }
   const group = identity.group;
   if (group?.allowedModels && !group.allowedModels.has(model)) {
     throw new KtError('model_not_allowed', `Model ${model} is not allowed for consumer group: ${group.name}`, {

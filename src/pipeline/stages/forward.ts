@@ -164,7 +164,9 @@ async function passWhole(ctx: RequestContext, res: UpstreamResult, client: Clien
   try {
     buf = await collect(res, watch);
   } catch (err) {
-    await hooks.settle(estimated(ctx, 0));
+    // The upstream took the prompt; the event reports what the counters were charged.
+    ctx.usage = estimated(ctx, 0);
+    await hooks.settle(ctx.usage);
     if (watch.reason === 'client') throw clientGone();
     throw failureError(ctx, err instanceof UpstreamFailure ? err : null, watch);
   }

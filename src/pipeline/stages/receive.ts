@@ -15,12 +15,14 @@ export interface RouteSpec {
   readonly method: 'GET' | 'POST';
 }
 
-export const ROUTES: ReadonlyMap<string, RouteSpec> = new Map([
+const V1: [string, RouteSpec][] = [
   ['/v1/chat/completions', { kind: 'chat', upstreamPath: '/chat/completions', method: 'POST' }],
   ['/v1/completions', { kind: 'completions', upstreamPath: '/completions', method: 'POST' }],
   ['/v1/embeddings', { kind: 'embeddings', upstreamPath: '/embeddings', method: 'POST' }],
   ['/v1/models', { kind: 'models', upstreamPath: '/models', method: 'GET' }],
-] as const);
+];
+/** The OpenAI routes, also without the `/v1` prefix (clients configured with a bare base URL). */
+export const ROUTES: ReadonlyMap<string, RouteSpec> = new Map([...V1, ...V1.map(([p, r]) => [p.slice(3), r] as [string, RouteSpec])]);
 
 export interface ParsedRequest {
   body: Record<string, unknown>;

@@ -75,8 +75,14 @@ export class MemoryLimitStore implements LimitStore {
   settleSync(input: SettleInput): void {
     for (const a of input.adjustments) {
       if (a.algorithm === 'concurrency' || a.delta === 0) continue;
-      const state = this.windows.get(a.key);
-      if (!state) continue; // reclaimed: the window it was counted in is over
+      let state = this.windows.get(a.key);
+      if (!state) {
+        // Reclaimed by the sweep: nothing was counted any more. A give-back is moot; extra usage is
+        // still charged (a token bucket refilled while a long request ran, or a zero-cost reservation):
+        // `add` ignores it when the admission's window is over.
+        if (a.delta < 0) continue;
+        this.windows.set(a.key, (state = []));
+      }
       WINDOWED[a.algorithm].add(state, a.algorithm === 'token_bucket' ? input.nowMs : input.atMs, a.windowMs, a.delta, a.limit);
     }
     for (const key of input.leaseKeys) {
