@@ -200,6 +200,24 @@ export const TokenReservation = z.strictObject({
   default_max_tokens: positiveInt.optional().describe('Strict mode: completion reserved (and sent upstream as max_tokens) when the request sets none (default 4096).'),
 });
 
+export const DistributedRateLimit = z
+  .strictObject({
+    enabled: z.boolean().describe('Share every counter through Redis across gateway instances.'),
+    redis_url_env: name.optional().describe('Environment variable with the Redis URL (redis://, rediss://, redis+sentinel://).'),
+    redis_url: z.string().optional().describe('The Redis URL itself (prefer redis_url_env: URLs may hold a password).'),
+    cluster_nodes: z.array(z.string()).optional().describe('Redis Cluster seed nodes as host:port; enables cluster mode.'),
+    sentinel: z
+      .strictObject({ name: name.describe('Master name.'), nodes: z.array(z.string()).min(1).describe('Sentinels as host:port.'), password_env: name.optional() })
+      .optional()
+      .describe('Redis Sentinel: the gateway asks the sentinels for the current master.'),
+    key_prefix: z.string().optional().describe('Prefix of every limiter key (default "kt:rl:").'),
+    window_ms: positiveInt.optional().describe('Default window for tiers that set none (default 60000).'),
+    sync_interval_ms: positiveInt.optional().describe('Upper bound on the staleness of anything cached locally; never licenses request overshoot (default 50).'),
+    local_fallback: z.boolean().optional().describe('With Redis unreachable: true serves from in-process counters, false refuses with 503 (default false).'),
+    command_timeout_ms: positiveInt.optional().describe('Time limit of one Redis call before the failure policy applies (default 250).'),
+  })
+  .describe('Counters shared across instances through Redis.');
+
 export const PolicyConfig = z
   .strictObject({
     version: z.union([z.literal('1'), z.literal(1)]).optional().describe("Config format version: '1'."),
@@ -218,6 +236,7 @@ export const PolicyConfig = z
     token_limits: z.record(name, NamedLimit).optional().describe('Named token limits in the shape of Kuadrant TokenRateLimitPolicy `limits`.'),
     request_limits: z.record(name, NamedLimit).optional().describe('Named request limits in the shape of Kuadrant RateLimitPolicy `limits`.'),
     token_reservation: TokenReservation.optional(),
+    distributed_rate_limit: DistributedRateLimit.optional(),
   })
   .describe('kt policy config');
 
@@ -230,3 +249,4 @@ export type TierSettingsInput = z.infer<typeof TierSettings>;
 export type NamedLimitInput = z.infer<typeof NamedLimit>;
 export type ApiKeyInput = z.infer<typeof ApiKey>;
 export type JwtSettingsInput = z.infer<typeof JwtSettings>;
+export type DistributedRateLimitInput = z.infer<typeof DistributedRateLimit>;
