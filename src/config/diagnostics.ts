@@ -227,7 +227,7 @@ export function explainZodIssues(root: AnySchema, issues: readonly ZIssue[], dat
           if (branches.every(typeMismatch)) {
             // The value is of none of the accepted kinds: list them all.
             const kinds = [...new Set(branches.flatMap((b) => b.filter((e) => e.path.length === 0).map((e) => article(e.expected))))];
-            push(path, `expected ${kinds.join(' or ')}, got ${describeValue(got, secret)}.`);
+            push(path, got === undefined ? `is required (${kinds.join(' or ')}).` : `expected ${kinds.join(' or ')}, got ${describeValue(got, secret)}.`);
             break;
           }
           // Report the branch whose kind matches the value and that got furthest (fewest issues).

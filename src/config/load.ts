@@ -45,7 +45,7 @@ export function loadConfigText(text: string, file = '<inline>', options: LoadOpt
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const diagnostics: Diagnostic[] = [];
   for (const e of doc.errors) {
-    const pos = e.linePos?.[0];
+    const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
     const message = e.code === 'DUPLICATE_KEY' ? 'duplicate key in the same mapping' : e.message.split('\n')[0]!;
     diagnostics.push({ severity: 'error', path: '', line: pos?.line, column: pos?.col, message: `YAML: ${message}` });
   }

@@ -204,13 +204,14 @@ export function chat(content: string, model = 'gpt-4o-mini', extra: Record<strin
 }
 
 /** Polls `fn` until it returns a truthy value (no fixed sleeps). */
-export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, stepMs = 25): Promise<T> {
+type Falsy = null | undefined | false | 0 | '';
+export async function eventually<T>(fn: () => Promise<T | Falsy> | T | Falsy, timeoutMs = 10_000, stepMs = 25): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await fn();
-      if (v) return v;
+      if (v) return v as T;
     } catch (err) {
       last = err;
     }
