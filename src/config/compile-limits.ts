@@ -15,9 +15,10 @@ export interface CompiledNamedLimit {
   readonly counters: readonly CelProgram[];
 }
 
-export function tierDefs(scope: LimitScope, limits: TierLimitsInput | undefined, settings: Partial<TierSettingsInput> = {}): LimitDef[] {
+/** `defaultWindowMs`: the window of rpm/tpm when the tier sets no window_seconds (distributed_rate_limit.window_ms, else 60 s). */
+export function tierDefs(scope: LimitScope, limits: TierLimitsInput | undefined, settings: Partial<TierSettingsInput> = {}, defaultWindowMs = MINUTE_MS): LimitDef[] {
   if (!limits) return [];
-  const windowMs = (settings.window_seconds ?? 60) * 1000;
+  const windowMs = settings.window_seconds ? settings.window_seconds * 1000 : defaultWindowMs;
   const algorithm: Algorithm = settings.strategy ?? 'sliding_window';
   const shadow = settings.reject_action === 'log_only';
   const out: LimitDef[] = [];

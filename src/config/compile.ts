@@ -51,7 +51,9 @@ function compileApiKey(k: ApiKeyInput, groupsByName: ReadonlyMap<string, Compile
     groups: Object.freeze(groups),
     allowedModels: k.allowed_models ? new Set(k.allowed_models) : null,
     allowedModelList: k.allowed_models ? Object.freeze([...k.allowed_models]) : null,
-    planned: planAll(tierDefs('api_key', k.rate_limits), id),
+    // Own counter ids: the per_key tier has the same scope, names and windows, and sharing its counter
+    // would take every request twice from it.
+    planned: planAll(tierDefs('api_key', k.rate_limits).map((d) => Object.freeze({ ...d, id: `${d.id}:own` })), id),
   });
 }
 
@@ -124,6 +126,7 @@ export function compileConfig(
     else keysBySha256.set(k.key_sha256!, bound);
   }
   const rl = input.rate_limits;
+  const w = input.distributed_rate_limit?.window_ms ?? 60_000;
   const d = input.rate_limit_defaults;
   const defaultLimits = groupLimitDefs(d);
   const defaultGroup: CompiledGroup | undefined =
@@ -143,11 +146,11 @@ export function compileConfig(
     keysBySha256,
     keysRequired: keys.size + keysBySha256.size > 0 || !!input.identity?.jwt,
     tiers: Object.freeze({
-      ip: Object.freeze(tierDefs('ip', rl?.per_ip)),
-      key: Object.freeze(tierDefs('api_key', rl?.per_key)),
-      user: Object.freeze(tierDefs('user', rl?.per_user, input.user_rate_limit)),
-      team: Object.freeze(tierDefs('team', rl?.per_team, input.team_rate_limit)),
-      global: planAll(tierDefs('global', rl?.global, input.global_rate_limit), '*'),
+      ip: Object.freeze(tierDefs('ip', rl?.per_ip, {}, w)),
+      key: Object.freeze(tierDefs('api_key', rl?.per_key, {}, w)),
+      user: Object.freeze(tierDefs('user', rl?.per_user, input.user_rate_limit, w)),
+      team: Object.freeze(tierDefs('team', rl?.per_team, input.team_rate_limit, w)),
+      global: planAll(tierDefs('global', rl?.global, input.global_rate_limit, w), '*'),
     }),
     named: Object.freeze([...named]),
     identity: compileIdentity(input, ctx.env),

@@ -18,6 +18,12 @@ export class Metrics {
     labelNames: ['scope', 'limit'] as const,
     registers: [this.registry],
   });
+  private readonly shadow = new Counter({
+    name: 'kt_rate_limit_shadow_exceeded_total',
+    help: 'Requests a log_only limit would have refused (served anyway), by scope and limit name.',
+    labelNames: ['scope', 'limit'] as const,
+    registers: [this.registry],
+  });
   private readonly duration = new Histogram({
     name: 'kt_request_duration_seconds',
     help: 'Time from request received to response complete.',
@@ -57,5 +63,9 @@ export class Metrics {
 
   rateLimited(scope: string, limit: string): void {
     this.limited.inc({ scope, limit });
+  }
+
+  shadowExceeded(scope: string, limit: string): void {
+    this.shadow.inc({ scope, limit });
   }
 }

@@ -132,6 +132,7 @@ export class Pipeline {
       if (admission) {
         ticket = admission.ticket;
         view = viewOf(admission.statuses);
+        for (const s of admission.shadowExceeded) this.deps.metrics.shadowExceeded(s.planned.def.scope, s.planned.def.name);
       }
       this.guard(ctx);
       await forward(ctx, this.deps.providers.for(ctx.target), client, {

@@ -83,7 +83,7 @@ export async function identify(config: CompiledConfig, h: IncomingHttpHeaders, c
   if (config.defaultGroup) return withHeaders(config, h, { ...ANONYMOUS, group: config.defaultGroup });
   if (!config.keysRequired) return withHeaders(config, h, ANONYMOUS);
   if (key) throw new KtError('invalid_api_key', 'Invalid API key: the key you sent is not recognised by this gateway. Check it against the key you were given.');
-  throw new KtError('unauthenticated', 'Missing API key: send your key as "Authorization: Bearer <key>", "X-API-Key: <key>" or "X-Consumer-Group: <key>".');
+  throw new KtError('unauthenticated', 'Missing API key: send your key as "Authorization: Bearer <key>", "Authorization: APIKEY <key>", "X-API-Key: <key>" or "X-Consumer-Group: <key>".');
 }
 
 /** The client address for the IP tier (X-Forwarded-For only through trusted proxies). */
