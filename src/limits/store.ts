@@ -2,9 +2,13 @@
  * The LimitStore seam. A store owns counters; the engine tells it what to take and what to give back.
  * Contract (test/contract/limit-store.contract.ts runs it against every implementation):
  * - `acquire` is atomic and all-or-nothing across every counter it is given: either every enforced
- *   counter takes its cost and the lease is recorded, or nothing changes anywhere (shadow counters
- *   excepted: they always count and only report).
- * - `settle` applies token deltas to the window the admission was counted in and releases leases;
+ *   counter takes its cost and the lease is recorded, or nothing changes anywhere. Shadow counters
+ *   never decide: on an admission they always take their cost (even past their limit, reporting
+ *   `fits: false`); on a refusal they take nothing, like every other counter.
+ * - A cost above a counter's limit can never fit: `retryAfterMs` is `Infinity`.
+ * - `settle` applies token deltas to the window the admission was counted in (`atMs`): usage of a
+ *   window that has ended is moot, in either direction. A token bucket has no window: its delta is
+ *   charged (or given back) at the settlement's `nowMs`, after refilling up to then. Releases leases;
  *   the engine calls it exactly once per admission.
  * - Time: a store decides with the `nowMs` it is given unless it documents its own time source
  *   (the Redis store can use the server's clock); `atMs` in the result is the time it used.

@@ -5,6 +5,6 @@ import type { Shell } from './shell.ts';
 
 export function spawnShell(sh: Shell, cmd: string): Proc {
   // `exec` so that signals reach the command itself, not bash.
-  const child = spawn('bash', ['-c', `exec ${cmd}`], { cwd: sh.dir, env: { KT_LOG_LEVEL: 'info', ...sh.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('bash', ['-c', `exec ${cmd}`], { cwd: sh.dir, env: { ...sh.env, KT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   return wrapChild(child);
 }
