@@ -4,6 +4,7 @@
  * It never throws for a bad file: it returns every diagnostic it found.
  */
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { PolicyConfig, type PolicyConfigInput } from './schema.ts';
 import { fromZodIssues, locate, formatPath, type Diagnostic, type PathSegment } from './diagnostics.ts';
@@ -61,6 +62,7 @@ export function loadConfigText(text: string, file = '<inline>', options: LoadOpt
   }
   const at = (path: PathSegment[], preferKey = false) => ({ path: formatPath(path), ...locate(doc, lines, path, preferKey) });
   const input = parsed.data;
+  resolvePaths(input, file);
   const policies = normalizePolicies(input, at, diagnostics);
   diagnostics.push(...checkSemantics(input, { at, env }));
   diagnostics.push(...checkIdentity(input, { at, env }));
@@ -76,6 +78,19 @@ export function loadConfigText(text: string, file = '<inline>', options: LoadOpt
     return { file, diagnostics: dedupe(diagnostics), input };
   }
   return { file, diagnostics: dedupe(diagnostics), config, input };
+}
+
+/** File paths in the config are relative to the config file's directory. */
+function resolvePaths(input: PolicyConfigInput, file: string): void {
+  if (file === '<inline>') return;
+  const base = dirname(resolve(file));
+  const tls = input.server?.tls;
+  if (tls) {
+    tls.cert_file = resolve(base, tls.cert_file);
+    tls.key_file = resolve(base, tls.key_file);
+  }
+  const jwt = input.identity?.jwt;
+  if (jwt?.jwks_file) jwt.jwks_file = resolve(base, jwt.jwks_file);
 }
 
 function dedupe(ds: Diagnostic[]): Diagnostic[] {

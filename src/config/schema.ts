@@ -123,6 +123,10 @@ export const RateLimitHeaders = z.strictObject({
 
 export const Server = z.strictObject({
   max_body_bytes: positiveInt.optional().describe('Largest accepted request body (default 4194304 = 4 MiB); larger gets 413.'),
+  tls: z
+    .strictObject({ cert_file: name.describe('PEM certificate (chain).'), key_file: name.describe('PEM private key.') })
+    .optional()
+    .describe('Serve HTTPS instead of HTTP (read at start-up).'),
 });
 
 export const STRATEGIES = ['sliding_window', 'fixed_window', 'token_bucket'] as const;

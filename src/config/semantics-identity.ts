@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { BlockList } from 'node:net';
 import type { PolicyConfigInput } from './schema.ts';
 import type { Diagnostic, PathSegment } from './diagnostics.ts';
-import { addAddress } from './compile.ts';
+import { addAddress, sha256Hex } from './compile.ts';
 import { parseWindow } from './compile-limits.ts';
 
 type At = (path: PathSegment[], preferKey?: boolean) => { path: string; line?: number; column?: number };
@@ -16,12 +16,13 @@ export function checkIdentity(input: PolicyConfigInput, ctx: { at: At; env: Node
   const err = (path: PathSegment[], message: string) => out.push({ severity: 'error', ...ctx.at(path), message });
   const warn = (path: PathSegment[], message: string) => out.push({ severity: 'warning', ...ctx.at(path), message });
   const groupNames = new Set((input.consumer_groups ?? []).map((g) => g.name));
-  const groupKeys = new Set((input.consumer_groups ?? []).flatMap((g) => [g.api_key, ...(g.api_keys ?? [])]).filter(Boolean));
+  // Keys compared by SHA-256, so a plaintext key and a key_sha256 of the same key are duplicates too.
+  const groupKeys = new Set((input.consumer_groups ?? []).flatMap((g) => [g.api_key, ...(g.api_keys ?? [])]).filter((k): k is string => !!k).map(sha256Hex));
   const seenKeys = new Set<string>();
   const seenIds = new Set<string>();
   (input.api_keys ?? []).forEach((k, i) => {
     if (!k.key === !k.key_sha256) err(['api_keys', i], 'set exactly one of `key` (plaintext) or `key_sha256` (hex SHA-256 of the key).');
-    const ident = k.key ?? k.key_sha256;
+    const ident = k.key ? sha256Hex(k.key) : k.key_sha256;
     if (ident && (seenKeys.has(ident) || groupKeys.has(ident))) err(['api_keys', i, k.key ? 'key' : 'key_sha256'], 'duplicate api key: the same key is already bound elsewhere in this file; every key must be unique.');
     if (ident) seenKeys.add(ident);
     if (k.id) {
@@ -41,6 +42,8 @@ export function checkIdentity(input: PolicyConfigInput, ctx: { at: At; env: Node
     if (jwt.secret_env && !ctx.env[jwt.secret_env]) warn(['identity', 'jwt', 'secret_env'], `environment variable ${jwt.secret_env} is not set; every token will be rejected.`);
     if (jwt.jwks_file && !existsSync(jwt.jwks_file)) err(['identity', 'jwt', 'jwks_file'], `file not found: ${jwt.jwks_file}`);
   }
+  const tls = input.server?.tls;
+  if (tls) for (const k of ['cert_file', 'key_file'] as const) if (!existsSync(tls[k])) err(['server', 'tls', k], `file not found: ${tls[k]}`);
   (input.identity?.trusted_proxies ?? []).forEach((p, i) => {
     if (!addAddress(new BlockList(), p)) err(['identity', 'trusted_proxies', i], `"${p}" is not an IP address or CIDR (e.g. 10.0.0.0/8, 127.0.0.1, ::1).`);
   });

@@ -11,7 +11,6 @@ export class MemoryEventSink implements EventSink, EventReader {
   /** Recorded events, oldest first, each with a sequence number that survives prune. */
   private entries: { seq: number; event: GatewayEvent }[] = [];
   private nextSeq = 1;
-  private closed = false;
 
   /** All events currently held, oldest first. */
   get events(): GatewayEvent[] {
@@ -19,7 +18,6 @@ export class MemoryEventSink implements EventSink, EventReader {
   }
 
   record(event: GatewayEvent): void {
-    if (this.closed) return;
     this.entries.push({ seq: this.nextSeq++, event });
   }
 
@@ -45,9 +43,11 @@ export class MemoryEventSink implements EventSink, EventReader {
     this.entries = [];
   }
 
-  /** Stops recording; serves as both `EventSink.close()` and `EventReader.close()`. */
+  /**
+   * Serves as both `EventSink.close()` and `EventReader.close()`. Holds no resources, so it keeps
+   * the events readable and keeps recording: a test may restart a gateway with the same sink.
+   */
   close(): Promise<void> {
-    this.closed = true;
     return Promise.resolve();
   }
 }

@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { Metrics } from '../core/metrics.ts';
@@ -107,6 +108,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const sweepTimer =
     store instanceof MemoryLimitStore ? setInterval(() => store.sweep(clock.nowMs()), 5_000).unref() : undefined;
 
+  const tlsFiles = loaded.input?.server?.tls;
+  const tls = tlsFiles ? { cert: readFileSync(tlsFiles.cert_file), key: readFileSync(tlsFiles.key_file) } : undefined;
   const server = createHttpServer({
     pipeline,
     config: () => config,
@@ -116,7 +119,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     adminToken,
     reload: reloadOnce,
     ready: async () => ({ ok: true, detail: { limiter: store.kind, config: opts.configFile } }),
-  });
+  }, tls);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 41002, opts.host ?? '0.0.0.0', () => {
@@ -126,12 +129,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   const addr = server.address() as AddressInfo;
   const host = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
   registerInstance(opts.dataDir, { pid: process.pid, port: addr.port, url, admin_token: adminToken, config_file: opts.configFile, started_at: new Date(clock.nowMs()).toISOString() });
 
   const onHup = () => void reloadOnce();
   if (opts.handleSignals) process.on('SIGHUP', onHup);
-  log.info(`Listening on ${opts.host ?? '0.0.0.0'}:${addr.port}`);
+  log.info(`Listening on ${opts.host ?? '0.0.0.0'}:${addr.port}${tls ? ' (HTTPS)' : ''}`);
   log.info('Gateway ready');
 
   let closed = false;

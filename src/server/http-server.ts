@@ -4,6 +4,7 @@
  * `GET /healthz`, `GET /readyz`, `GET /metrics`, and `POST /_kt/reload` (loopback + admin token).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { KtError } from '../core/errors.ts';
 import type { ClientChannel } from '../pipeline/context.ts';
 import { newContext, routeOf, type Pipeline } from '../pipeline/pipeline.ts';
@@ -112,14 +113,16 @@ function isLoopback(addr: string | undefined): boolean {
   return addr === '127.0.0.1' || addr === '::1' || addr === '::ffff:127.0.0.1';
 }
 
-export function createHttpServer(deps: HttpDeps): Server {
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+/** HTTP, or HTTPS when `tls` (PEM certificate chain and key) is given. */
+export function createHttpServer(deps: HttpDeps, tls?: { cert: Buffer; key: Buffer }): Server {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(deps, req, res).catch((err) => {
       if (!res.headersSent) sendJson(res, 500, new KtError('internal_error', `The gateway failed: ${(err as Error).message}`).toBody());
       else res.destroy();
     });
-  });
-  return server;
+  };
+  const options = { keepAliveTimeout: 65_000, requestTimeout: 0 };
+  return tls ? createTlsServer({ ...options, cert: tls.cert, key: tls.key }, onRequest) : createServer(options, onRequest);
 }
 
 async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {

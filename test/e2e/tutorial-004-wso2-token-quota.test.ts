@@ -2,8 +2,9 @@
  * Tutorial 004 "Enforce token-based rate limiting on an LLM proxy" (WSO2), as kt runs it: the
  * provider key held by the gateway (`secret_key_ref`), a generated API key the application sends as
  * `X-API-Key`, a 100-token-per-minute total token limit, epoch reset times. The Verify section's curl
- * commands run against a gateway process in front of a real upstream process; the invoke URL is the
- * gateway's (`http://localhost:PORT/v1`, and the bare `http://localhost:PORT` works too).
+ * commands (`curl -k https://…`) run against a gateway process serving HTTPS with a self-signed
+ * certificate (`server.tls`), in front of a real upstream process; the invoke URL is the gateway's
+ * (`https://localhost:PORT/v1`, and the bare `https://localhost:PORT` works too).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,6 +35,10 @@ token_limits:
         unit: total_tokens
 rate_limit_headers:
   reset_format: epoch
+server:
+  tls:
+    cert_file: gateway.crt
+    key_file: gateway.key
 `;
 
 const call = (invoke: string, question: string, key = true) => `curl -k -s -D- -X POST ${invoke}/chat/completions \\
@@ -62,10 +67,13 @@ describe('tutorial 004: WSO2-style token quota on an LLM proxy', () => {
     sh = userShell({ OPENAI_API_KEY: 'sk-test-provider-key-004' });
     sh.env.KT_DATA_DIR = join(sh.dir, '.kt');
     writeFileSync(join(sh.dir, 'policy-config.yaml'), config(upstream.url));
+    const cert = await sh.run('openssl req -x509 -newkey rsa:2048 -nodes -keyout gateway.key -out gateway.crt -days 1 -subj /CN=localhost 2>&1');
+    assert.equal(cert.code, 0, cert.stdout);
     gateway = spawnShell(sh, 'kt gateway run --policy-config policy-config.yaml --port 0');
     const m = await gateway.waitFor(/Listening on [^\s]+:(\d+)/);
     await gateway.waitFor(/Gateway ready/);
-    invoke = `http://localhost:${m[1]}/v1`;
+    assert.match(gateway.output(), /HTTPS/);
+    invoke = `https://localhost:${m[1]}/v1`;
   });
   after(async () => {
     await gateway?.stop();

@@ -1,5 +1,5 @@
 /** `kt config reload`: ask every running gateway of this user to re-read its config file. */
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { listInstances } from '../../server/instances.ts';
 
 export async function configReload(dataDir: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
@@ -8,11 +8,14 @@ export async function configReload(dataDir: string, out: NodeJS.WritableStream, 
     err.write(`No running gateway found (looked in ${dataDir}/instances). Start one with \`kt gateway run\`, or pass the same --data-dir / KT_DATA_DIR it uses.\n`);
     return 1;
   }
+  // The admin call goes to this machine's own gateway (loopback, token-authenticated); a self-signed
+  // certificate of an HTTPS gateway is expected there.
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
   let failed = 0;
   for (const i of instances) {
     const who = `gateway pid ${i.pid} (${i.url}, ${i.config_file})`;
     try {
-      const res = await request(`${i.url}/_kt/reload`, { method: 'POST', headers: { authorization: `Bearer ${i.admin_token}` }, headersTimeout: 10_000, bodyTimeout: 10_000 });
+      const res = await request(`${i.url}/_kt/reload`, { method: 'POST', headers: { authorization: `Bearer ${i.admin_token}` }, headersTimeout: 10_000, bodyTimeout: 10_000, dispatcher });
       const body = (await res.body.json()) as { ok?: boolean; errors?: string[]; warnings?: string[] };
       if (res.statusCode === 200 && body.ok) {
         out.write(`✓ Reloaded ${who}\n`);
@@ -27,5 +30,6 @@ export async function configReload(dataDir: string, out: NodeJS.WritableStream, 
       err.write(`✗ ${who} did not answer: ${(e as Error).message}\n`);
     }
   }
+  await dispatcher.close();
   return failed ? 1 : 0;
 }

@@ -84,8 +84,15 @@ export function promptTokens(path: string, body: Record<string, unknown>, d: Moc
   return countPromptInput(path.endsWith('/embeddings') ? body.input : body.prompt);
 }
 
+const EMBEDDING = [0.0023, -0.0093, 0.0151, -0.0071, 0.0112, 0.0042, -0.0019, 0.0088];
+
 export function errorBody(status: number): string {
   return JSON.stringify({ error: { message: `mock upstream error ${status}`, type: 'server_error', code: null, param: null } });
+}
+
+/** `length` when `max_tokens` cut the answer short, as OpenAI reports it. */
+function finishReason(n: number, d: MockDirectives, o: MockOptions): 'length' | 'stop' {
+  return n < o.completionTokens && d.completionTokens === undefined ? 'length' : 'stop';
 }
 
 /** A complete non-streaming answer for `path`. */
@@ -94,9 +101,11 @@ export function answer(path: string, body: Record<string, unknown>, d: MockDirec
   const prompt = promptTokens(path, body, d);
   if (path.endsWith('/embeddings')) {
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
+    // Like OpenAI: `encoding_format: base64` (the official SDKs' default) gets little-endian float32s.
+    const embedding = body.encoding_format === 'base64' ? Buffer.from(new Float32Array(EMBEDDING).buffer).toString('base64') : EMBEDDING;
     return JSON.stringify({
       object: 'list',
-      data: inputs.map((_, index) => ({ object: 'embedding', index, embedding: [0.0023, -0.0093, 0.0151, -0.0071, 0.0112, 0.0042, -0.0019, 0.0088] })),
+      data: inputs.map((_, index) => ({ object: 'embedding', index, embedding })),
       model,
       ...(d.noUsage ? {} : { usage: { prompt_tokens: prompt, total_tokens: prompt } }),
     });
@@ -104,7 +113,7 @@ export function answer(path: string, body: Record<string, unknown>, d: MockDirec
   const n = completionLength(body, d, o);
   const text = words(n).join('').trimStart();
   const usage = d.noUsage ? {} : { usage: { prompt_tokens: prompt, completion_tokens: n, total_tokens: prompt + n } };
-  const finish = n < o.completionTokens && d.completionTokens === undefined ? 'length' : 'stop';
+  const finish = finishReason(n, d, o);
   if (path.endsWith('/chat/completions'))
     return JSON.stringify({
       id: id('chatcmpl'),
@@ -136,7 +145,8 @@ export function streamEvents(path: string, body: Record<string, unknown>, d: Moc
     out.push(ev([chat ? { index: 0, delta: { content: piece }, logprobs: null, finish_reason: null } : { index: 0, text: piece, logprobs: null, finish_reason: null }]));
   }
   if (d.truncateAfter !== undefined) return out.slice(0, d.truncateAfter + (chat ? 1 : 0));
-  out.push(ev([chat ? { index: 0, delta: {}, logprobs: null, finish_reason: 'stop' } : { index: 0, text: '', logprobs: null, finish_reason: 'stop' }]));
+  const finish = finishReason(n, d, o);
+  out.push(ev([chat ? { index: 0, delta: {}, logprobs: null, finish_reason: finish } : { index: 0, text: '', logprobs: null, finish_reason: finish }]));
   if (includeUsage) {
     const prompt = promptTokens(path, body, d);
     out.push(ev([], { usage: { prompt_tokens: prompt, completion_tokens: n, total_tokens: prompt + n } }));

@@ -1,0 +1,310 @@
+/**
+ * The Lua scripts of the Redis limit store, embedded as strings (tsc does not copy .lua files to
+ * dist/, and reading them relative to the source tree breaks once installed). Each exported script
+ * opens with its KEYS/ARGV contract. They reproduce src/limits/algorithms/*.ts operation for
+ * operation (same double arithmetic, same order), so a Redis counter decides exactly as a
+ * MemoryLimitStore counter would; the contract suite and a differential test check it.
+ *
+ * State per algorithm (one key per counter):
+ * - sliding_window: HASH quantum index -> units (live quanta only; expired fields are deleted);
+ * - fixed_window:   HASH s = window start ms, u = units (absent when nothing is counted);
+ * - token_bucket:   HASH l = level, t = last refill ms, m = limit last used (absent when full);
+ * - concurrency:    ZSET member = leaseId, score = expiry ms (expired members pruned on acquire).
+ * Every key written gets a PEXPIRE: the time until its state is moot (newest quantum forgotten, window
+ * over, bucket full, last lease expired) plus TTL_MARGIN_MS, which absorbs clock skew between
+ * instances in client time mode. A key that Redis expires is indistinguishable from an empty counter.
+ * Numbers travel as strings formatted with %.17g, so fractional bucket levels round-trip exactly.
+ */
+
+/** Helpers every script shares: time source, number formatting, expiry. */
+const BASE = `
+local TTL_MARGIN_MS = 1000
+local function fmt(x) return string.format('%.17g', x) end
+local function clockOf(arg)
+  if arg == 'server' then
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return tonumber(arg)
+end
+local function expireIn(key, ms)
+  redis.call('PEXPIRE', key, string.format('%d', math.max(1, math.ceil(ms)) + TTL_MARGIN_MS))
+end
+local function leaseExpiry(key, now)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if top[2] then expireIn(key, tonumber(top[2]) - now) end
+end
+`;
+
+/** The window maths of src/limits/algorithms/*.ts, on states loaded from and saved to Redis. */
+const WINDOWS = `
+local SLOTS = 60
+local function quantumMs(w) return math.max(1, math.ceil(w / SLOTS)) end
+local function expiryOf(q, w, g) return (q + 1) * g + w end
+
+local function load(key, alg, w)
+  if alg == 's' then
+    local flat = redis.call('HGETALL', key)
+    local st = { qs = {}, u = {}, orig = {}, w = w }
+    for i = 1, #flat, 2 do
+      local q, a = tonumber(flat[i]), tonumber(flat[i + 1])
+      st.qs[#st.qs + 1] = q; st.u[q] = a; st.orig[q] = a
+    end
+    table.sort(st.qs)
+    return st
+  elseif alg == 'f' then
+    local v = redis.call('HMGET', key, 's', 'u')
+    local s, u = tonumber(v[1]), tonumber(v[2])
+    return { s = s, u = u, os = s, ou = u, w = w }
+  end
+  local v = redis.call('HMGET', key, 'l', 't', 'm')
+  local l, t, m = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+  return { l = l, t = t, m = m, ol = l, ot = t, om = m, w = w }
+end
+
+-- sliding_window
+local function slUsed(st)
+  local used = 0
+  for _, q in ipairs(st.qs) do used = used + st.u[q] end
+  return used
+end
+local function slPrune(st, now, w)
+  local g = quantumMs(w)
+  local keep = {}
+  for _, q in ipairs(st.qs) do
+    if expiryOf(q, w, g) <= now then st.u[q] = nil else keep[#keep + 1] = q end
+  end
+  st.qs = keep
+  return slUsed(st)
+end
+local function slAdd(st, at, w, units)
+  if units == 0 then return end
+  local q = math.floor(at / quantumMs(w))
+  local cur = st.u[q]
+  if cur ~= nil then
+    local left = cur + units
+    if left > 0 then st.u[q] = left; return end
+    st.u[q] = nil
+    local keep = {}
+    for _, x in ipairs(st.qs) do if x ~= q then keep[#keep + 1] = x end end
+    st.qs = keep
+  elseif units > 0 then
+    st.u[q] = units
+    local i = #st.qs
+    while i > 0 and st.qs[i] > q do st.qs[i + 1] = st.qs[i]; i = i - 1 end
+    st.qs[i + 1] = q
+  end
+end
+local function slReset(st, now, w)
+  local n = #st.qs
+  if n == 0 then return now end
+  return expiryOf(st.qs[n], w, quantumMs(w))
+end
+local function slRetry(st, now, w, limit, cost)
+  if cost > limit then return -1 end
+  local used = slUsed(st)
+  if used + cost <= limit and used < limit then return 0 end
+  local g = quantumMs(w)
+  for _, q in ipairs(st.qs) do
+    used = used - st.u[q]
+    if used + cost <= limit and used < limit then return math.max(1, expiryOf(q, w, g) - now) end
+  end
+  return math.max(1, w)
+end
+local function slSave(key, st, now)
+  local dels, sets = {}, {}
+  for q, _ in pairs(st.orig) do if st.u[q] == nil then dels[#dels + 1] = fmt(q) end end
+  for _, q in ipairs(st.qs) do
+    if st.u[q] ~= st.orig[q] then sets[#sets + 1] = fmt(q); sets[#sets + 1] = fmt(st.u[q]) end
+  end
+  if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
+  if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
+  if (#dels > 0 or #sets > 0) and #st.qs > 0 then expireIn(key, slReset(st, now, st.w) - now) end
+end
+
+-- fixed_window
+local function fxPrune(st, now, w)
+  local start = math.floor(now / w) * w
+  if st.s == nil or st.s < start then st.s = start; st.u = 0 end
+  return st.u
+end
+local function fxAdd(st, at, w, units)
+  local start = math.floor(at / w) * w
+  if st.s == start then st.u = math.max(0, st.u + units)
+  elseif st.s == nil or st.s < start then
+    if units > 0 then st.s = start; st.u = units end
+  end
+end
+local function fxReset(st, now, w)
+  if (st.u or 0) > 0 then return st.s + w end
+  return now
+end
+local function fxRetry(st, now, w, limit, cost)
+  if cost > limit then return -1 end
+  local used = st.u or 0
+  if used + cost <= limit and used < limit then return 0 end
+  return math.max(1, (st.s or now) + w - now)
+end
+local function fxSave(key, st, now)
+  if st.s == st.os and st.u == st.ou then return end
+  if st.u ~= nil and st.u > 0 and st.s + st.w > now then
+    redis.call('HSET', key, 's', fmt(st.s), 'u', fmt(st.u))
+    expireIn(key, st.s + st.w - now)
+  elseif st.os ~= nil then
+    redis.call('DEL', key) -- nothing counted in a live window: same as no state
+  end
+end
+
+-- token_bucket (a missing state is a full bucket)
+local function tbPrune(st, now, w, limit)
+  if st.l == nil then st.l = limit; st.t = now; st.m = limit; return 0 end
+  local elapsed = math.max(0, now - st.t)
+  st.l = math.min(limit, st.l + (elapsed * limit) / w)
+  st.t = math.max(st.t, now)
+  st.m = limit
+  return limit - st.l
+end
+local function tbAdd(st, at, w, units, limit)
+  tbPrune(st, at, w, limit)
+  st.l = math.min(limit, st.l - units)
+end
+local function tbReset(st, now, w, limit)
+  local level = st.l or limit
+  return now + math.ceil(((limit - level) * w) / limit)
+end
+local function tbRetry(st, now, w, limit, cost)
+  if cost > limit then return -1 end
+  local level = st.l or limit
+  local need = math.max(cost, 1) - level
+  if need <= 0 then return 0 end
+  return math.max(1, math.ceil((need * w) / limit))
+end
+local function tbSave(key, st, now)
+  if st.l == nil or (st.l == st.ol and st.t == st.ot and st.m == st.om) then return end
+  local untilFull = math.ceil(((st.m - st.l) * st.w) / st.m)
+  if untilFull > 0 then
+    redis.call('HSET', key, 'l', fmt(st.l), 't', fmt(st.t), 'm', fmt(st.m))
+    expireIn(key, untilFull + math.max(0, st.t - now))
+  elseif st.ol ~= nil then
+    redis.call('DEL', key) -- full again: same as no state
+  end
+end
+
+local function save(key, alg, st, now)
+  if alg == 's' then slSave(key, st, now) elseif alg == 'f' then fxSave(key, st, now) else tbSave(key, st, now) end
+end
+`;
+
+/**
+ * acquire: checks every counter of one admission and takes all or none, atomically.
+ * Returns [admitted (1|0), atMs, then per counter: remaining, resetAtMs, retryAfterMs (-1 = never), fits (1|0)],
+ * numbers as strings except the two flags.
+ */
+export const ACQUIRE_LUA = `
+-- KEYS[i]: the key of counter i (n = #KEYS counters, all sharing one hash tag).
+-- ARGV[1]: nowMs, or "server" to use the Redis server's TIME.
+-- ARGV[2]: leaseId (recorded in every concurrency counter on admission); ARGV[3]: leaseTtlMs.
+-- ARGV[4 + 5(i-1) .. 8 + 5(i-1)] for counter i: algorithm (s sliding_window, f fixed_window,
+--   b token_bucket, c concurrency), limit, windowMs, cost, shadow (1|0).
+${BASE}${WINDOWS}
+local now = clockOf(ARGV[1])
+local leaseId, leaseTtl = ARGV[2], tonumber(ARGV[3])
+local n = #KEYS
+local algs, limits, windows, costs, used, states = {}, {}, {}, {}, {}, {}
+local admitted = true
+for i = 1, n do
+  local b = 3 + (i - 1) * 5
+  local key, alg = KEYS[i], ARGV[b + 1]
+  local limit, w, cost, shadow = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), ARGV[b + 5] == '1'
+  algs[i], limits[i], windows[i], costs[i] = alg, limit, w, cost
+  local u
+  if alg == 'c' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
+    u = redis.call('ZCARD', key)
+  else
+    local st = states[key]
+    if st == nil then st = load(key, alg, w); states[key] = st end
+    if alg == 's' then u = slPrune(st, now, w) elseif alg == 'f' then u = fxPrune(st, now, w) else u = tbPrune(st, now, w, limit) end
+  end
+  used[i] = u
+  if not shadow and not (u + cost <= limit and u < limit) then admitted = false end
+end
+local out = { admitted and 1 or 0, fmt(now) }
+for i = 1, n do
+  local key, alg, limit, w, cost, u = KEYS[i], algs[i], limits[i], windows[i], costs[i], used[i]
+  local fits = u + cost <= limit and u < limit
+  local st = states[key]
+  local reset, retry
+  if alg == 'c' then
+    if admitted then redis.call('ZADD', key, fmt(now + leaseTtl), leaseId); leaseExpiry(key, now) end
+    reset = now
+    if fits then retry = 0 elseif cost > limit then retry = -1 else retry = 1000 end
+  elseif alg == 's' then
+    if admitted then slAdd(st, now, w, cost) end
+    reset = slReset(st, now, w); retry = fits and 0 or slRetry(st, now, w, limit, cost)
+  elseif alg == 'f' then
+    if admitted then fxAdd(st, now, w, cost) end
+    reset = fxReset(st, now, w); retry = fits and 0 or fxRetry(st, now, w, limit, cost)
+  else
+    if admitted then tbAdd(st, now, w, cost, limit) end
+    reset = tbReset(st, now, w, limit); retry = fits and 0 or tbRetry(st, now, w, limit, cost)
+  end
+  local after = u
+  if admitted then after = u + cost end
+  out[#out + 1] = fmt(math.max(0, limit - after))
+  out[#out + 1] = fmt(reset)
+  out[#out + 1] = fmt(retry)
+  out[#out + 1] = fits and 1 or 0
+end
+for i = 1, n do
+  local key = KEYS[i]
+  local st = states[key]
+  if st ~= nil then save(key, algs[i], st, now); states[key] = nil end
+end
+return out
+`;
+
+/** settle: applies token deltas to the admission's window and releases its leases. Returns 1. */
+export const SETTLE_LUA = `
+-- KEYS[1..na]: counters to adjust; KEYS[na+1..]: concurrency counters whose lease is released.
+-- ARGV[1]: nowMs or "server"; ARGV[2]: atMs of the admission; ARGV[3]: leaseId; ARGV[4]: na.
+-- ARGV[5 + 4(i-1) .. 8 + 4(i-1)] for adjustment i: algorithm (s|f|b|c), windowMs, limit, delta.
+-- Sliding and fixed windows book the delta at atMs (it leaves with the admission); a token bucket
+-- is charged at now, after the refill so far. A give-back to a counter with no state is moot.
+${BASE}${WINDOWS}
+local now = clockOf(ARGV[1])
+local at, leaseId, na = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+for i = 1, na do
+  local b = 4 + (i - 1) * 4
+  local key, alg = KEYS[i], ARGV[b + 1]
+  local w, limit, delta = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  if alg ~= 'c' and delta ~= 0 then
+    local st = load(key, alg, w)
+    local missing = (alg == 's' and #st.qs == 0) or (alg == 'f' and st.s == nil) or (alg == 'b' and st.l == nil)
+    if not (missing and delta < 0) then
+      if alg == 's' then slAdd(st, at, w, delta); slPrune(st, now, w)
+      elseif alg == 'f' then fxAdd(st, at, w, delta)
+      else tbAdd(st, now, w, delta, limit) end
+      save(key, alg, st, now)
+    end
+  end
+end
+for i = na + 1, #KEYS do redis.call('ZREM', KEYS[i], leaseId) end
+return 1
+`;
+
+/** renew: extends the lease `leaseId` where it still exists (never creates one). Returns 1. */
+export const RENEW_LUA = `
+-- KEYS[i]: concurrency counters holding the lease.
+-- ARGV[1]: nowMs or "server"; ARGV[2]: leaseId; ARGV[3]: leaseTtlMs (new expiry = now + ttl).
+${BASE}
+local now = clockOf(ARGV[1])
+local leaseId, ttl = ARGV[2], tonumber(ARGV[3])
+for i = 1, #KEYS do
+  if redis.call('ZSCORE', KEYS[i], leaseId) then
+    redis.call('ZADD', KEYS[i], 'XX', fmt(now + ttl), leaseId)
+    leaseExpiry(KEYS[i], now)
+  end
+end
+return 1
+`;
