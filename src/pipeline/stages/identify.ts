@@ -56,7 +56,10 @@ function withHeaders(config: CompiledConfig, h: IncomingHttpHeaders, base: Ident
   }
   const ht = teamHeader ? header(h, teamHeader)?.trim() : undefined;
   if (!hu && !ht) return base;
-  return { ...base, user: hu || base.user, team: ht || base.team, via: 'headers' };
+  // Where verified credentials exist, an unverified header name lives in its own namespace so it can
+  // never land on a verified user's or team's counters.
+  const ns = config.keysRequired ? 'unverified:' : '';
+  return { ...base, user: hu ? ns + hu : base.user, team: ht ? ns + ht : base.team, via: 'headers' };
 }
 
 export async function identify(config: CompiledConfig, h: IncomingHttpHeaders, clock: Clock): Promise<Identity> {

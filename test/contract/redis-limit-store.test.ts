@@ -1,0 +1,154 @@
+/**
+ * RedisLimitStore against the shared LimitStore contract (client time mode, driven by a ManualClock),
+ * plus what only Redis has: a differential run against MemoryLimitStore (same operations, same
+ * answers, to the last bit of a fractional bucket level), NOSCRIPT recovery, server time, and a
+ * bounded failure when Redis does not answer.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { ManualClock } from '../../src/core/clock.ts';
+import { MemoryLimitStore } from '../../src/limits/stores/memory/memory-limit-store.ts';
+import { RedisLimitStore } from '../../src/limits/stores/redis/redis-limit-store.ts';
+import { LimitStoreUnavailableError, type CounterRequest, type LimitStore } from '../../src/limits/store.ts';
+import type { Algorithm } from '../../src/limits/types.ts';
+import { quantumMs } from '../../src/limits/algorithms/sliding-window.ts';
+import { limitStoreContract } from './limit-store.contract.ts';
+import { REDIS_URL, deleteKeysUnder, freePort, keysUnder, requireRedis, testPrefix } from '../helpers/redis.ts';
+
+const haveRedis = await requireRedis('RedisLimitStore (LimitStore contract)');
+const prefix = testPrefix('contract');
+let client: Redis | undefined;
+
+function shared(): Redis {
+  client ??= new Redis(REDIS_URL, { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 2_000 });
+  return client;
+}
+
+after(async () => {
+  if (!client) return;
+  await deleteKeysUnder(client, prefix);
+  await client.quit();
+});
+
+if (haveRedis) {
+  limitStoreContract('RedisLimitStore (LimitStore contract, client time)', async () => ({
+    store: new RedisLimitStore({ client: shared(), keyPrefix: prefix, timeMode: 'client', commandTimeoutMs: 2_000 }),
+    clock: new ManualClock(),
+    cleanup: async () => {},
+  }));
+}
+
+/** A seeded PRNG (mulberry32), so a failing differential run can be replayed. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
+  let redis: RedisLimitStore;
+  before(() => {
+    redis = new RedisLimitStore({ client: shared(), keyPrefix: prefix, timeMode: 'client', commandTimeoutMs: 2_000 });
+  });
+
+  for (const seed of [1, 2, 3]) {
+    it(`decides exactly as MemoryLimitStore over a random mix of operations (seed ${seed})`, async () => {
+      const rand = rng(seed);
+      const clock = new ManualClock(1_700_000_000_000 + seed * 7_919);
+      const memory = new MemoryLimitStore();
+      const tag = `diff-${seed}-${Date.now()}`;
+      const windows = [1_000, 7_777, 60_000];
+      const counters: CounterRequest[] = [];
+      for (const algorithm of ['sliding_window', 'fixed_window', 'token_bucket', 'concurrency'] as Algorithm[])
+        for (let i = 0; i < 3; i++) {
+          const windowMs = algorithm === 'concurrency' ? 0 : windows[i]!;
+          counters.push({ key: `named:${tag}-${i}:${algorithm}:${windowMs}|s`, algorithm, limit: [3, 10, 97][i]!, windowMs, cost: 1, shadow: i === 2 && algorithm !== 'concurrency' && rand() < 0.3 });
+        }
+      const admissions: { atMs: number; picked: CounterRequest[]; leaseId: string }[] = [];
+      const both = async <T>(f: (s: LimitStore) => Promise<T>): Promise<[T, T]> => [await f(memory), await f(redis)];
+      // Time moves by random amounts and, half the time, onto an edge: the instant a quantum is
+      // forgotten (k*g + W), a fixed window's boundary (k*W), or one ms either side of it.
+      const seen = { admitted: 0, refused: 0 };
+      const nextEdge = (now: number): number => {
+        const w = windows[Math.floor(rand() * windows.length)]!;
+        const step = rand() < 0.5 ? quantumMs(w) : w;
+        const offset = step === w ? 0 : w % step;
+        const k = Math.floor((now - offset) / step) + 1;
+        return k * step + offset + [0, 0, -1, 1][Math.floor(rand() * 4)]!;
+      };
+      for (let step = 0; step < 500; step++) {
+        const target = rand() < 0.5 ? clock.nowMs() + Math.floor(rand() ** 3 * 5_000) : nextEdge(clock.nowMs());
+        clock.advance(Math.max(0, target - clock.nowMs()));
+        const now = clock.nowMs();
+        const r = rand();
+        if (r < 0.7 || admissions.length === 0) {
+          const picked = counters.filter(() => rand() < 0.35).map((c) => ({ ...c, cost: c.algorithm === 'concurrency' ? 1 : Math.floor(rand() * (c.limit / 2 + 1)) }));
+          const leaseId = `lease-${step}`;
+          const [m, x] = await both((s) => s.acquire({ nowMs: now, counters: picked, leaseId, leaseTtlMs: 3_000 }));
+          assert.deepEqual(x, m, `acquire at step ${step}`);
+          seen[m.admitted ? 'admitted' : 'refused']++;
+          if (m.admitted) admissions.push({ atMs: m.atMs, picked, leaseId });
+        } else if (r < 0.9) {
+          const a = admissions.splice(Math.floor(rand() * admissions.length), 1)[0]!;
+          const adjustments = a.picked
+            .filter((c) => c.algorithm !== 'concurrency')
+            .map((c) => ({ key: c.key, algorithm: c.algorithm, windowMs: c.windowMs, limit: c.limit, delta: Math.floor(rand() * 2 * c.limit) - 2 * c.cost }));
+          const leaseKeys = a.picked.filter((c) => c.algorithm === 'concurrency').map((c) => c.key);
+          await both((s) => s.settle({ nowMs: now, atMs: a.atMs, adjustments, leaseKeys, leaseId: a.leaseId }));
+        } else {
+          const a = admissions[Math.floor(rand() * admissions.length)]!;
+          const leaseKeys = a.picked.filter((c) => c.algorithm === 'concurrency').map((c) => c.key);
+          await both((s) => s.renewLeases(now, leaseKeys, a.leaseId, 3_000));
+        }
+      }
+      assert.ok(seen.admitted > 50 && seen.refused > 50, `a mix of admissions and refusals: ${JSON.stringify(seen)}`);
+    });
+  }
+
+  it('reloads its scripts by itself after SCRIPT FLUSH (NOSCRIPT)', async () => {
+    const c: CounterRequest = { key: `named:flush-${Date.now()}:sliding_window:60000|s`, algorithm: 'sliding_window', limit: 5, windowMs: 60_000, cost: 1, shadow: false };
+    const nowMs = Date.now();
+    assert.equal((await redis.acquire({ nowMs, counters: [c], leaseId: '', leaseTtlMs: 1 })).results[0]!.remaining, 4);
+    await shared().script('FLUSH');
+    assert.equal((await redis.acquire({ nowMs, counters: [c], leaseId: '', leaseTtlMs: 1 })).results[0]!.remaining, 3);
+  });
+
+  it("server time mode decides with Redis's clock and reports it as atMs", async () => {
+    const server = new RedisLimitStore({ client: shared(), keyPrefix: prefix, timeMode: 'server' });
+    const c: CounterRequest = { key: `named:server-${Date.now()}:fixed_window:60000|s`, algorithm: 'fixed_window', limit: 5, windowMs: 60_000, cost: 1, shadow: false };
+    const res = await server.acquire({ nowMs: 0, counters: [c], leaseId: '', leaseTtlMs: 1 });
+    assert.equal(res.admitted, true);
+    assert.ok(Math.abs(res.atMs - Date.now()) < 5_000, `atMs ${res.atMs} is the server's now`);
+    await server.settle({ nowMs: 0, atMs: res.atMs, adjustments: [{ key: c.key, algorithm: c.algorithm, windowMs: c.windowMs, limit: c.limit, delta: 2 }], leaseKeys: [], leaseId: '' });
+    assert.equal((await server.acquire({ nowMs: 0, counters: [c], leaseId: '', leaseTtlMs: 1 })).results[0]!.remaining, 1);
+  });
+
+  it('every key it writes has an expiry; keys share one hash tag', async () => {
+    const keys = await keysUnder(shared(), prefix);
+    assert.ok(keys.length > 0);
+    for (const k of keys) {
+      assert.ok(k.startsWith(`${prefix}{kt}`), k);
+      const ttl = await shared().pttl(k);
+      assert.ok(ttl > 0, `${k} has PTTL ${ttl}`);
+    }
+  });
+
+  it('fails with LimitStoreUnavailableError, fast, when nothing answers', async () => {
+    const port = await freePort();
+    const dead = new Redis({ port, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    dead.on('error', () => undefined);
+    const store = new RedisLimitStore({ client: dead, keyPrefix: prefix, commandTimeoutMs: 100, ownsClient: true });
+    const t0 = performance.now();
+    await assert.rejects(
+      store.acquire({ nowMs: Date.now(), counters: [{ key: 'k', algorithm: 'sliding_window', limit: 1, windowMs: 1_000, cost: 1, shadow: false }], leaseId: '', leaseTtlMs: 1 }),
+      LimitStoreUnavailableError,
+    );
+    await assert.rejects(store.probe(), LimitStoreUnavailableError);
+    assert.ok(performance.now() - t0 < 500);
+    await store.close();
+  });
+});
