@@ -159,5 +159,6 @@ export function compileConfig(
     globalPolicies: Object.freeze(compilePolicies(policies)),
     eventRetentionDays: retentionDays(policies),
     maxBodyBytes: input.server?.max_body_bytes ?? DEFAULT_MAX_BODY_BYTES,
+    distributedLeaseTtlMs: input.distributed_rate_limit?.lease_ttl_ms,
   });
 }

@@ -219,6 +219,10 @@ export const DistributedRateLimit = z
     sync_interval_ms: positiveInt.optional().describe('Upper bound on the staleness of anything cached locally; never licenses request overshoot (default 50).'),
     local_fallback: z.boolean().optional().describe('With Redis unreachable: true serves from in-process counters, false refuses with 503 (default false).'),
     command_timeout_ms: positiveInt.optional().describe('Time limit of one Redis call before the failure policy applies (default 250).'),
+    lease_ttl_ms: positiveInt
+      .min(300)
+      .optional()
+      .describe('Life of a concurrency lease not renewed (default 30000); a crashed instance\'s slots come back after it. Live instances renew every third of it.'),
   })
   .describe('Counters shared across instances through Redis.');
 

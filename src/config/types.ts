@@ -98,4 +98,6 @@ export interface CompiledConfig {
   /** Days to keep events (from an audit_logger policy); undefined keeps everything. */
   readonly eventRetentionDays: number | undefined;
   readonly maxBodyBytes: number;
+  /** Concurrency lease TTL (distributed_rate_limit.lease_ttl_ms); undefined = engine default. */
+  readonly distributedLeaseTtlMs: number | undefined;
 }

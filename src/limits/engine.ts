@@ -11,9 +11,10 @@ export interface AdmitInput {
   readonly reservation: TokenReservation;
 }
 
+/** `decidedBy`: the store backend that decided (events' `limiter`); see AcquireResult.decidedBy. */
 export type Admission =
-  | { readonly admitted: true; readonly ticket: Ticket; readonly statuses: readonly LimitStatus[]; readonly shadowExceeded: readonly LimitStatus[] }
-  | { readonly admitted: false; readonly denial: Denial; readonly statuses: readonly LimitStatus[] };
+  | { readonly admitted: true; readonly ticket: Ticket; readonly statuses: readonly LimitStatus[]; readonly shadowExceeded: readonly LimitStatus[]; readonly decidedBy?: string }
+  | { readonly admitted: false; readonly denial: Denial; readonly statuses: readonly LimitStatus[]; readonly decidedBy?: string };
 
 /** An admitted request's claim on its counters; settled exactly once. */
 export class Ticket {
@@ -25,6 +26,8 @@ export class Ticket {
     readonly leaseId: string,
     readonly leaseKeys: readonly string[],
     readonly reservation: TokenReservation,
+    /** The backend that admitted it: settlement and lease renewals go back there. */
+    readonly decidedBy?: string,
   ) {}
 }
 
@@ -94,6 +97,7 @@ export class LimitEngine {
     }
     const leaseId = leaseKeys.length ? leasePrefix + (++leaseSeq).toString(36) : '';
     const result = await this.store.acquire({ nowMs: this.clock.nowMs(), counters, leaseId, leaseTtlMs: this.leaseTtlMs });
+    const decidedBy = result.decidedBy ?? this.store.kind;
     const statuses: LimitStatus[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const r = result.results[i]!;
@@ -111,14 +115,15 @@ export class LimitEngine {
       return {
         admitted: false,
         statuses,
+        decidedBy,
         denial: { planned: planned[worst]!, retryAfterMs: r.retryAfterMs, cost: costs[worst]!, remaining: r.remaining, resetAtMs: r.resetAtMs },
       };
     }
     const shadowExceeded: LimitStatus[] = [];
     for (let i = 0; i < n; i++) if (planned[i]!.def.shadow && !result.results[i]!.fits) shadowExceeded.push(statuses[i]!);
-    const ticket = new Ticket(planned, costs, result.atMs, leaseId, leaseKeys, reservation);
+    const ticket = new Ticket(planned, costs, result.atMs, leaseId, leaseKeys, reservation, decidedBy);
     if (leaseKeys.length) this.track(ticket);
-    return { admitted: true, ticket, statuses, shadowExceeded };
+    return { admitted: true, ticket, statuses, shadowExceeded, decidedBy };
   }
 
   /**
@@ -138,7 +143,7 @@ export class LimitEngine {
       if (delta !== 0) adjustments.push({ key: p.key, algorithm: p.def.algorithm, windowMs: p.def.windowMs, limit: p.def.limit, delta });
     }
     if (!adjustments.length && !ticket.leaseKeys.length) return true;
-    await this.store.settle({ nowMs: this.clock.nowMs(), atMs: ticket.atMs, adjustments, leaseKeys: ticket.leaseKeys, leaseId: ticket.leaseId });
+    await this.store.settle({ nowMs: this.clock.nowMs(), atMs: ticket.atMs, adjustments, leaseKeys: ticket.leaseKeys, leaseId: ticket.leaseId, decidedBy: ticket.decidedBy });
     return true;
   }
 
@@ -158,7 +163,7 @@ export class LimitEngine {
     }
     const now = this.clock.nowMs();
     for (const t of this.live) {
-      this.store.renewLeases(now, t.leaseKeys, t.leaseId, this.leaseTtlMs).catch(() => {
+      this.store.renewLeases(now, t.leaseKeys, t.leaseId, this.leaseTtlMs, t.decidedBy).catch(() => {
         /* a failed renewal is retried next tick; the lease TTL bounds the damage */
       });
     }

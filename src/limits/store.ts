@@ -13,6 +13,9 @@
  * - Time: a store decides with the `nowMs` it is given unless it documents its own time source
  *   (the Redis store can use the server's clock); `atMs` in the result is the time it used.
  * - A store that cannot reach its backend throws `LimitStoreUnavailableError`, never hangs.
+ * - A store that routes between backends (FallbackLimitStore) names the one that decided in
+ *   `AcquireResult.decidedBy`; the engine hands it back on `settle` and `renewLeases`, so an admission
+ *   is always settled where it was counted. Single-backend stores may ignore it.
  */
 import type { Algorithm } from './types.ts';
 
@@ -50,6 +53,8 @@ export interface AcquireResult {
   /** The time the store decided at; settlement refers to it. */
   readonly atMs: number;
   readonly results: readonly CounterResult[];
+  /** Which backend decided (`redis`, `local_fallback`), when it is not simply `LimitStore.kind`. */
+  readonly decidedBy?: string;
 }
 
 export interface CounterAdjustment {
@@ -69,14 +74,17 @@ export interface SettleInput {
   /** Concurrency counters whose lease `leaseId` is released. */
   readonly leaseKeys: readonly string[];
   readonly leaseId: string;
+  /** `AcquireResult.decidedBy` of the admission being settled. */
+  readonly decidedBy?: string;
 }
 
 export interface LimitStore {
+  /** The backend that decides now: `memory`, `redis`, `local_fallback`... (events' `limiter`). */
   readonly kind: string;
   acquire(input: AcquireInput): Promise<AcquireResult>;
   settle(input: SettleInput): Promise<void>;
-  /** Extends the life of live leases (called periodically for long requests). */
-  renewLeases(nowMs: number, leaseKeys: readonly string[], leaseId: string, leaseTtlMs: number): Promise<void>;
+  /** Extends the life of live leases (called periodically for long requests); `decidedBy` as in SettleInput. */
+  renewLeases(nowMs: number, leaseKeys: readonly string[], leaseId: string, leaseTtlMs: number, decidedBy?: string): Promise<void>;
   close(): Promise<void>;
 }
 

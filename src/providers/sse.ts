@@ -8,6 +8,7 @@ import type { Usage } from '../limits/types.ts';
 import { countText } from '../core/tokens.ts';
 
 const EVENT_END = /\r?\n\r?\n/g;
+const NULL_USAGE = /,"usage":null(?=[,}])/;
 
 export class SseTap {
   usage: Usage | null = null;
@@ -29,7 +30,7 @@ export class SseTap {
       const end = m.index + m[0].length;
       const event = text.slice(start, end);
       start = end;
-      if (this.inspect(event)) out += event;
+      if (this.inspect(event)) out += this.clean(event);
     }
     this.tail = text.slice(start);
     return out;
@@ -63,6 +64,11 @@ export class SseTap {
       }
     } else if (!this.usage) this.contentEvents.push(event);
     return true;
+  }
+
+  /** The event as the client should see it: without the `"usage":null` the gateway's request added. */
+  clean(event: string): string {
+    return this.strip ? event.replace(NULL_USAGE, '') : event;
   }
 
   /** Completion tokens counted from the content forwarded so far (for streams without usage). */

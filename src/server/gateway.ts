@@ -17,6 +17,7 @@ import type { CompiledConfig } from '../config/types.ts';
 import { LimitEngine } from '../limits/engine.ts';
 import type { LimitStore } from '../limits/store.ts';
 import { MemoryLimitStore } from '../limits/stores/memory/memory-limit-store.ts';
+import { createLimiter, type LimiterSetup } from './limit-store.ts';
 import { Providers } from '../providers/registry.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import type { EventSink } from '../events/types.ts';
@@ -68,8 +69,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   ensureDataDir(opts.dataDir);
   const metrics = new Metrics(true);
-  const store = opts.store ?? new MemoryLimitStore();
-  const engine = new LimitEngine({ store, clock });
+  const limiter: LimiterSetup = opts.store
+    ? injectedLimiter(opts.store)
+    : await createLimiter(loaded.input?.distributed_rate_limit, { env: process.env, clock, log, metrics });
+  const store = limiter.store;
+  log.info(`Limit store: ${limiter.description}`);
+  await limiter.start?.();
+  // The limit store is chosen once: a reload reports a change of `distributed_rate_limit`, never applies it.
+  const distributedAtStart = JSON.stringify(loaded.input?.distributed_rate_limit ?? null);
+  const engine = new LimitEngine({ store, clock, leaseTtlMs: config.distributedLeaseTtlMs });
   const events = opts.events ?? new SqliteEventSink(opts.dataDir);
   const providers = new Providers(clock);
   const pipeline = new Pipeline({ config: () => config, engine, providers, events, clock, log, metrics });
@@ -86,6 +94,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return { ok: false, errors: errs, warnings: warns };
     }
     config = r.config; // one reference swap: requests in flight keep the snapshot they started with
+    if (JSON.stringify(r.input?.distributed_rate_limit ?? null) !== distributedAtStart)
+      warns.push('distributed_rate_limit changed: the limit store is chosen at startup, so this change takes effect after a restart (the running gateway keeps its current store)');
     for (const w of warns) log.warn(w);
     log.info(`Reloaded ${opts.configFile}`);
     for (const line of describeConfig(config)) log.info(line);
@@ -105,8 +115,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   schedulePrune();
 
-  const sweepTimer =
-    store instanceof MemoryLimitStore ? setInterval(() => store.sweep(clock.nowMs()), 5_000).unref() : undefined;
+  const sweep = limiter.sweep;
+  const sweepTimer = sweep ? setInterval(() => sweep(clock.nowMs()), 5_000).unref() : undefined;
 
   const tlsFiles = loaded.input?.server?.tls;
   const tls = tlsFiles ? { cert: readFileSync(tlsFiles.cert_file), key: readFileSync(tlsFiles.key_file) } : undefined;
@@ -118,15 +128,26 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     events,
     adminToken,
     reload: reloadOnce,
-    ready: async () => ({ ok: true, detail: { limiter: store.kind, config: opts.configFile } }),
+    ready: async () => {
+      const r = await limiter.ready();
+      return { ok: r.ok, detail: { ...r.detail, config: opts.configFile } };
+    },
   }, tls);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 41002, opts.host ?? '0.0.0.0', () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 41002, opts.host ?? '0.0.0.0', () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    // Not listening: release what keeps the process alive (timers, the Redis connection).
+    if (pruneTimer) clearInterval(pruneTimer);
+    if (sweepTimer) clearInterval(sweepTimer);
+    await Promise.all([engine.close(), providers.close(), events.close()].map((p) => p.catch(() => undefined)));
+    throw err;
+  }
   const addr = server.address() as AddressInfo;
   const host = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : '127.0.0.1';
   const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
@@ -162,5 +183,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await engine.close();
       await events.close();
     },
+  };
+}
+
+/** A store given by the caller (tests): ready as long as it exists. */
+function injectedLimiter(store: LimitStore): LimiterSetup {
+  return {
+    store,
+    description: `${store.kind} (provided by the caller)`,
+    ready: async () => ({ ok: true, detail: { limiter: store.kind } }),
+    sweep: store instanceof MemoryLimitStore ? (nowMs) => store.sweep(nowMs) : undefined,
   };
 }

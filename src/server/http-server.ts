@@ -8,6 +8,7 @@ import { createServer as createTlsServer } from 'node:https';
 import { KtError } from '../core/errors.ts';
 import type { ClientChannel } from '../pipeline/context.ts';
 import { newContext, routeOf, type Pipeline } from '../pipeline/pipeline.ts';
+import { ROUTES } from '../pipeline/stages/receive.ts';
 import type { CompiledConfig } from '../config/types.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Metrics } from '../core/metrics.ts';
@@ -101,7 +102,7 @@ function readBody(req: IncomingMessage, capBytes: number): Promise<Buffer | KtEr
 
 /** Operational endpoints, served outside the request pipeline (no event, no limits). */
 const OPS_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/_kt/reload']);
-const ROUTE_LIST = 'POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models';
+const ROUTE_LIST = [...ROUTES].map(([path, r]) => `${r.method} ${path}`).join(', ');
 
 function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   const text = JSON.stringify(body);

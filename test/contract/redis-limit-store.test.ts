@@ -37,7 +37,7 @@ if (haveRedis) {
     clock: new ManualClock(),
     cleanup: async () => {},
   }));
-}
+} else describe('RedisLimitStore (LimitStore contract, client time)', { skip: 'no Redis' }, () => {});
 
 /** A seeded PRNG (mulberry32), so a failing differential run can be replayed. */
 function rng(seed: number): () => number {

@@ -98,6 +98,19 @@ export async function runKt(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd
   return { code, stdout, stderr };
 }
 
+/**
+ * Waits for a spawned process to report it started; if it does not, kills it before rethrowing, so
+ * a failed start never leaves an orphan child that keeps the test process (and the suite) alive.
+ */
+async function startedOrStopped<T>(p: Proc, started: () => Promise<T>): Promise<T> {
+  try {
+    return await started();
+  } catch (err) {
+    await p.stop('SIGKILL');
+    throw err;
+  }
+}
+
 export interface MockProc extends Proc {
   url: string;
   requests(): Promise<{ method: string; path: string; headers: Record<string, string>; body: Record<string, unknown> | null }[]>;
@@ -107,7 +120,7 @@ export interface MockProc extends Proc {
 /** A real upstream process: `kt mock-upstream` on a free port. */
 export async function startMockUpstreamProcess(extra: string[] = []): Promise<MockProc> {
   const p = spawnKt(['mock-upstream', '--port', '0', ...extra]);
-  const m = await p.waitFor(/listening on (http:\/\/\S+)/);
+  const m = await startedOrStopped(p, () => p.waitFor(/listening on (http:\/\/\S+)/));
   const url = m[1]!;
   const base = url.replace(/\/v1$/, '');
   return {
@@ -137,8 +150,11 @@ export async function startGatewayProcess(opts: { configFile: string; dataDir?: 
   const p = spawnKt(['gateway', 'run', '--policy-config', opts.configFile, '--listen', '127.0.0.1:0', ...(opts.args ?? [])], {
     env: { KT_DATA_DIR: dataDir, ...opts.env },
   });
-  const m = await p.waitFor(/Listening on [^\s]+:(\d+)/);
-  await p.waitFor(/Gateway ready/);
+  const m = await startedOrStopped(p, async () => {
+    const listening = await p.waitFor(/Listening on [^\s]+:(\d+)/);
+    await p.waitFor(/Gateway ready/);
+    return listening;
+  });
   const port = Number(m[1]);
   return { ...p, url: `http://127.0.0.1:${port}`, port, dataDir, configFile: opts.configFile };
 }

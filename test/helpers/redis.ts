@@ -6,7 +6,7 @@
 import type { TestContext } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 
 export const REDIS_URL = process.env.KT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -134,4 +134,20 @@ export class RedisServerProcess {
   thaw(): void {
     this.child?.kill('SIGCONT');
   }
+}
+
+let binary: boolean | undefined;
+
+/**
+ * Like `requireRedis`, for tests that run a redis-server of their own: true when the `redis-server`
+ * binary is installed; else fails under CI, or warns and skips.
+ */
+export function requireRedisServer(t: TestContext | string): boolean {
+  binary ??= spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (binary) return true;
+  const name = typeof t === 'string' ? t : t.name;
+  if (process.env.CI) throw new Error(`redis-server is required in CI but is not installed (test: ${name})`);
+  console.warn(`SKIPPED (no redis-server binary): ${name}`);
+  if (typeof t !== 'string') t.skip('no redis-server binary');
+  return false;
 }

@@ -45,7 +45,9 @@ describe('upstream failures (in-process gateway, real upstream processes)', () =
   const CHAT = () => `${gw.url}/v1/chat/completions`;
 
   before(async () => {
-    [upstream, doomed] = await Promise.all([startMockUpstreamProcess(), startMockUpstreamProcess()]);
+    // One after the other, so a failed start leaves nothing unreferenced for `after` to miss.
+    upstream = await startMockUpstreamProcess();
+    doomed = await startMockUpstreamProcess();
     const yaml = upstreamConfig({
       upstream: upstream.url,
       requestsPerMinute: RPM,
@@ -187,12 +189,29 @@ describe('upstream failures (in-process gateway, real upstream processes)', () =
     const last = JSON.parse(data[data.length - 1]!);
     assert.equal(last.error.type, 'upstream_error');
     assert.match(last.error.message, /Upstream target 'upstream'/);
-    const ev = await assertErrorEvent(r, 502, 'upstream_error');
+    // The client got a 200 before the failure; the event records that status and the failure as reason.
+    const ev = await assertErrorEvent(r, 200, 'upstream_error');
     assert.equal(ev.stream, true);
     // Settled to a count of what reached the client (no usage chunk came): prompt + 8 words.
     assert.ok(ev.usage.prompt_tokens > 0);
     assert.equal(ev.usage.completion_tokens, 8);
     spent += ev.usage.total_tokens;
+    await ok();
+  });
+
+  it('a streaming request that fails before the stream starts gets a plain JSON error', async () => {
+    const failed = await send(chat(mock('status=500'), 'gpt-4o-mini', { stream: true }));
+    admitted += 1;
+    assert.equal(failed.status, 502, failed.text);
+    assert.match(failed.headers['content-type']!, /application\/json/);
+    assert.equal(failed.json.error.code, 'upstream_error');
+    await assertErrorEvent(failed, 502, 'upstream_error');
+
+    const hung = await send(chat(mock('hang'), 'gpt-4o', { stream: true }));
+    admitted += 1;
+    assert.equal(hung.status, 504, hung.text);
+    assert.equal(hung.json.error.code, 'upstream_timeout');
+    await assertErrorEvent(hung, 504, 'upstream_timeout');
     await ok();
   });
 
@@ -286,7 +305,7 @@ describe('upstream failures (gateway process)', () => {
     });
     assert.deepEqual(
       tail.list.map((e) => e.status),
-      [200, 502, 502],
+      [200, 502, 200],
     );
     assert.ok(!tail.text.includes(PROVIDER_KEY), 'provider key in events');
     assert.ok(!tail.text.includes(TEAM_KEY), 'client key in events');

@@ -208,7 +208,8 @@ async function streamThrough(ctx: RequestContext, res: UpstreamResult, client: C
   if (watch.reason === 'client' || client.closed) throw clientGone();
   if (failure || !tap.done) {
     const err = failure ? failureError(ctx, failure instanceof UpstreamFailure ? failure : null, watch) : new KtError('upstream_error', `Upstream target '${ctx.target!.id}' ended the stream early.`);
-    ctx.outcome = { status: err.status, result: 'error', reason: err.code === 'upstream_timeout' ? 'upstream_timeout' : 'upstream_error', message: err.message };
+    // The client already has a 200; the event records that status and the failure as its reason.
+    ctx.outcome = { status: res.status, result: 'error', reason: err.code === 'upstream_timeout' ? 'upstream_timeout' : 'upstream_error', message: err.message };
     // Headers are gone: tell the client in-band, as OpenAI does, then close.
     await client.write(`data: ${JSON.stringify(err.toBody())}\n\n`).catch(() => undefined);
     client.end();

@@ -7,6 +7,7 @@ import type { RequestContext } from '../context.ts';
 import type { HeaderView } from '../rate-limit-headers.ts';
 import { retryAfterSeconds } from './admit.ts';
 
+/** `limiter`: the store's kind now; the backend that decided this request's admission wins over it. */
 export function buildEvent(ctx: RequestContext, view: HeaderView | null, latencyMs: number, limiter: string | null): GatewayEvent {
   const id = ctx.identity;
   let rate_limit: EventRateLimit | null = null;
@@ -44,7 +45,7 @@ export function buildEvent(ctx: RequestContext, view: HeaderView | null, latency
     rate_limit,
     latency_ms: Math.round(latencyMs * 100) / 100,
     findings: ctx.findings,
-    limiter,
+    limiter: ctx.admission?.decidedBy ?? limiter,
     message: ctx.outcome.message,
   };
 }

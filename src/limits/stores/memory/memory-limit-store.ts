@@ -2,6 +2,13 @@
  * In-process LimitStore: the default. Atomic by construction (one synchronous pass over every counter
  * of an admission on a single thread). Counters are flat number arrays keyed by `PlannedLimit.key`;
  * idle counters are reclaimed by an incremental sweep so millions of one-off subjects do not pile up.
+ *
+ * Memory (a million subjects must stay small; `npm run bench:memory` measures it):
+ * - keys are held in two levels, `${def.id}` -> subject -> state, so the long shared part of a key is
+ *   stored once per limit instead of once per counter, and the subject is stored as its own flat
+ *   string (never a slice or concatenation that would keep the whole request-time key alive);
+ * - state arrays are kept exactly as long as their content: V8 gives an array grown from empty room
+ *   for 17 elements, while a counter mostly holds 2 or 3, so a state that grew is stored as a copy.
  */
 import type { AcquireInput, AcquireResult, CounterResult, LimitStore, SettleInput, CounterRequest } from '../../store.ts';
 import type { Algorithm } from '../../types.ts';
@@ -10,6 +17,8 @@ import * as fixed from '../../algorithms/fixed-window.ts';
 import * as bucket from '../../algorithms/token-bucket.ts';
 
 type Leases = Map<string, number>; // leaseId -> expiresAtMs
+/** subject -> state, for one counter head (`${def.id}`). */
+type Subjects = Map<string, number[]>;
 
 interface Windowed {
   prune(state: number[], nowMs: number, windowMs: number, limit: number): number;
@@ -30,9 +39,10 @@ export interface MemoryLimitStoreOptions {
 
 export class MemoryLimitStore implements LimitStore {
   readonly kind = 'memory';
-  private readonly windows = new Map<string, number[]>();
+  /** head -> subject -> state; see `split` for how a key is cut. */
+  private readonly windows = new Map<string, Subjects>();
   private readonly leases = new Map<string, Leases>();
-  private sweepCursor: Iterator<[string, number[]]> | undefined;
+  private sweepCursor: Iterator<SweepEntry> | undefined;
   private readonly sweepBatch: number;
 
   constructor(options: MemoryLimitStoreOptions = {}) {
@@ -44,24 +54,28 @@ export class MemoryLimitStore implements LimitStore {
     const now = input.nowMs;
     const n = input.counters.length;
     const used: number[] = new Array(n);
+    const slots: (Slot | null)[] = new Array(n);
     let admitted = true;
     for (let i = 0; i < n; i++) {
       const c = input.counters[i]!;
-      const u = this.used(c, now);
+      const slot = c.algorithm === 'concurrency' ? null : split(c.key);
+      slots[i] = slot;
+      const u = this.used(c, slot, now);
       used[i] = u;
       if (!c.shadow && !(u + c.cost <= c.limit && u < c.limit)) admitted = false;
     }
     const results: CounterResult[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const c = input.counters[i]!;
+      const slot = slots[i]!;
       const u = used[i]!;
       const fits = u + c.cost <= c.limit && u < c.limit;
-      if (admitted) this.take(c, now, input.leaseId, input.leaseTtlMs);
+      if (admitted) this.take(c, slot, now, input.leaseId, input.leaseTtlMs);
       const after = admitted ? u + c.cost : u;
       results[i] = {
         remaining: Math.max(0, c.limit - after),
-        resetAtMs: this.resetAt(c, now),
-        retryAfterMs: fits ? 0 : this.retryAfter(c, now),
+        resetAtMs: this.resetAt(c, slot, now),
+        retryAfterMs: fits ? 0 : this.retryAfter(c, slot, now),
         fits,
       };
     }
@@ -75,15 +89,14 @@ export class MemoryLimitStore implements LimitStore {
   settleSync(input: SettleInput): void {
     for (const a of input.adjustments) {
       if (a.algorithm === 'concurrency' || a.delta === 0) continue;
-      let state = this.windows.get(a.key);
-      if (!state) {
-        // Reclaimed by the sweep: nothing was counted any more. A give-back is moot; extra usage is
-        // still charged (a token bucket refilled while a long request ran, or a zero-cost reservation):
-        // `add` ignores it when the admission's window is over.
-        if (a.delta < 0) continue;
-        this.windows.set(a.key, (state = []));
-      }
-      WINDOWED[a.algorithm].add(state, a.algorithm === 'token_bucket' ? input.nowMs : input.atMs, a.windowMs, a.delta, a.limit);
+      const slot = split(a.key);
+      const state = this.state(slot);
+      // Reclaimed by the sweep: nothing was counted any more. A give-back is moot; extra usage is
+      // still charged (a token bucket refilled while a long request ran, or a zero-cost reservation):
+      // `add` ignores it when the admission's window is over.
+      if (!state && a.delta < 0) continue;
+      const alg = WINDOWED[a.algorithm];
+      this.update(slot, state, (st) => alg.add(st, a.algorithm === 'token_bucket' ? input.nowMs : input.atMs, a.windowMs, a.delta, a.limit));
     }
     for (const key of input.leaseKeys) {
       const leases = this.leases.get(key);
@@ -112,7 +125,9 @@ export class MemoryLimitStore implements LimitStore {
 
   /** Counters currently held (for tests and the memory benchmark). */
   size(): number {
-    return this.windows.size + this.leases.size;
+    let n = this.leases.size;
+    for (const subjects of this.windows.values()) n += subjects.size;
+    return n;
   }
 
   /**
@@ -121,20 +136,21 @@ export class MemoryLimitStore implements LimitStore {
    */
   sweep(nowMs: number, windowsByKey?: (key: string) => { algorithm: Algorithm; windowMs: number; limit: number } | undefined): number {
     let removed = 0;
-    if (!this.sweepCursor) this.sweepCursor = this.windows.entries();
+    if (!this.sweepCursor) this.sweepCursor = this.walk();
     for (let i = 0; i < this.sweepBatch; i++) {
       const next = this.sweepCursor.next();
       if (next.done) {
         this.sweepCursor = undefined;
         break;
       }
-      const [key, state] = next.value;
-      const meta = windowsByKey?.(key) ?? parseKeyMeta(key);
+      const { head, subjects, subject, state, headMeta } = next.value;
+      const meta = (windowsByKey && windowsByKey(join(head, subject))) ?? headMeta;
       if (!meta || meta.algorithm === 'concurrency') continue;
       const limit = meta.algorithm === 'token_bucket' ? (state[2] ?? meta.limit) : meta.limit;
       const usedNow = WINDOWED[meta.algorithm].prune(state, nowMs, meta.windowMs, limit);
       if (usedNow <= 0) {
-        this.windows.delete(key);
+        subjects.delete(subject);
+        if (subjects.size === 0 && this.windows.get(head) === subjects) this.windows.delete(head);
         removed++;
       }
     }
@@ -148,45 +164,111 @@ export class MemoryLimitStore implements LimitStore {
     return removed;
   }
 
-  private used(c: CounterRequest, now: number): number {
-    if (c.algorithm === 'concurrency') {
+  /** Every window state, for the sweep; each head's metadata is parsed once per pass. */
+  private *walk(): Generator<SweepEntry> {
+    for (const [head, subjects] of this.windows) {
+      const headMeta = parseKeyMeta(head);
+      for (const [subject, state] of subjects) yield { head, subjects, subject, state, headMeta };
+    }
+  }
+
+  private state(slot: Slot): number[] | undefined {
+    return this.windows.get(slot.head)?.get(slot.subject);
+  }
+
+  /**
+   * Runs `change` on the counter's state (a new one when there is none) and stores the result tight:
+   * a new state, or one that grew, is stored as an exact-length copy (see the header).
+   */
+  private update(slot: Slot, state: number[] | undefined, change: (state: number[]) => void): void {
+    if (state) {
+      const before = state.length;
+      change(state);
+      if (state.length > before) this.windows.get(slot.head)!.set(slot.subject, state.slice());
+      return;
+    }
+    const fresh: number[] = [];
+    change(fresh);
+    let subjects = this.windows.get(slot.head);
+    if (!subjects) this.windows.set(slot.head, (subjects = new Map()));
+    subjects.set(ownCopy(slot.subject), fresh.slice());
+  }
+
+  private used(c: CounterRequest, slot: Slot | null, now: number): number {
+    if (!slot) {
       const leases = this.leases.get(c.key);
       if (!leases) return 0;
       for (const [id, exp] of leases) if (exp <= now) leases.delete(id);
       return leases.size;
     }
-    const state = this.windows.get(c.key);
-    return state ? WINDOWED[c.algorithm].prune(state, now, c.windowMs, c.limit) : 0;
+    const state = this.state(slot);
+    return state ? WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>].prune(state, now, c.windowMs, c.limit) : 0;
   }
 
-  private take(c: CounterRequest, now: number, leaseId: string, ttlMs: number): void {
-    if (c.algorithm === 'concurrency') {
+  private take(c: CounterRequest, slot: Slot | null, now: number, leaseId: string, ttlMs: number): void {
+    if (!slot) {
       let leases = this.leases.get(c.key);
       if (!leases) this.leases.set(c.key, (leases = new Map()));
       leases.set(leaseId, now + ttlMs);
       return;
     }
-    let state = this.windows.get(c.key);
-    if (!state) this.windows.set(c.key, (state = []));
-    WINDOWED[c.algorithm].add(state, now, c.windowMs, c.cost, c.limit);
+    const alg = WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>];
+    this.update(slot, this.state(slot), (st) => alg.add(st, now, c.windowMs, c.cost, c.limit));
   }
 
-  private resetAt(c: CounterRequest, now: number): number {
-    if (c.algorithm === 'concurrency') return now;
-    const state = this.windows.get(c.key);
-    return state ? WINDOWED[c.algorithm].resetAtMs(state, now, c.windowMs, c.limit) : now;
+  private resetAt(c: CounterRequest, slot: Slot | null, now: number): number {
+    if (!slot) return now;
+    const state = this.state(slot);
+    return state ? WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>].resetAtMs(state, now, c.windowMs, c.limit) : now;
   }
 
-  private retryAfter(c: CounterRequest, now: number): number {
-    if (c.algorithm === 'concurrency') return c.cost > c.limit ? Infinity : 1000;
-    const state = this.windows.get(c.key) ?? [];
-    return WINDOWED[c.algorithm].retryAfterMs(state, now, c.windowMs, c.limit, c.cost);
+  private retryAfter(c: CounterRequest, slot: Slot | null, now: number): number {
+    if (!slot) return c.cost > c.limit ? Infinity : 1000;
+    const state = this.state(slot) ?? [];
+    return WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>].retryAfterMs(state, now, c.windowMs, c.limit, c.cost);
   }
+}
+
+/** Where a window counter lives: `windows.get(head).get(subject)`. */
+interface Slot {
+  readonly head: string;
+  readonly subject: string;
+}
+
+interface SweepEntry {
+  readonly head: string;
+  readonly subjects: Subjects;
+  readonly subject: string;
+  readonly state: number[];
+  readonly headMeta: ReturnType<typeof parseKeyMeta>;
+}
+
+/**
+ * Cuts a key at its first `|` (plan.ts: `${def.id}|${subject}`). A key without `|` is kept whole under
+ * the head `${key}|`, which no real head can equal (a real head never contains `|`).
+ */
+function split(key: string): Slot {
+  const bar = key.indexOf('|');
+  return bar < 0 ? { head: `${key}|`, subject: '' } : { head: key.slice(0, bar), subject: key.slice(bar + 1) };
+}
+
+/** The key `split` was given. */
+function join(head: string, subject: string): string {
+  return head.endsWith('|') ? head.slice(0, -1) : `${head}|${subject}`;
+}
+
+/**
+ * A flat copy of `s` that shares no memory with the string it came from. A subject is a slice of the
+ * request's key, and V8 keeps the whole key alive for as long as a slice of it lives; the JSON round
+ * trip is lossless for every string (lone surrogates included) and runs once per new counter.
+ */
+function ownCopy(s: string): string {
+  return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
 }
 
 /** Counter keys end in `|alg:windowMs:limit`-free metadata; see plan.ts `counterKey`. */
 function parseKeyMeta(key: string): { algorithm: Algorithm; windowMs: number; limit: number } | undefined {
-  // key = `${scope}:${name}:${algorithm}:${windowMs}|${subject}`
+  // key = `${scope}:${name}:${algorithm}:${windowMs}|${subject}` (or only its head)
   const bar = key.indexOf('|');
   const head = bar < 0 ? key : key.slice(0, bar);
   const parts = head.split(':');

@@ -152,7 +152,9 @@ export class RedisLimitStore implements LimitStore {
         }),
       ]);
     } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
+      const raw = err instanceof Error ? err.message : String(err);
+      // ioredis says "Stream isn't writeable..." or "Connection is closed." while it reconnects.
+      const why = this.client.status === 'ready' ? raw : `not connected to Redis (${this.client.status}): ${raw}`;
       throw new LimitStoreUnavailableError(`Redis limit store: ${what} failed: ${why}`, { cause: err });
     } finally {
       clearTimeout(timer);
