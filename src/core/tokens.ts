@@ -51,6 +51,15 @@ export function countPromptInput(input: unknown): number {
   return 0;
 }
 
+/** `input` (+ `instructions`) of /v1/responses: a string, or message items counted like chat messages. */
+export function countResponsesInput(input: unknown, instructions?: string): number {
+  const extra = instructions ? countText(instructions) + 3 : 0;
+  if (typeof input === 'string') return countText(input) + 3 + extra;
+  if (!Array.isArray(input)) return extra;
+  const items = input.map((x) => (typeof x === 'string' ? { role: 'user', content: x } : (x as ChatMessage)));
+  return countChatPrompt(items) + extra;
+}
+
 /** The user-controlled strings of a request body, for guardrails (references into the body). */
 export function textsOf(body: Record<string, unknown>): string[] {
   const out: string[] = [];
@@ -59,7 +68,11 @@ export function textsOf(body: Record<string, unknown>): string[] {
   for (const k of ['prompt', 'input'] as const) {
     const v = body[k];
     if (typeof v === 'string') out.push(v);
-    else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') out.push(x);
+    else if (Array.isArray(v))
+      for (const x of v) {
+        if (typeof x === 'string') out.push(x);
+        else if (x && typeof x === 'object' && 'content' in x) out.push(contentText((x as ChatMessage).content));
+      }
   }
   return out;
 }
@@ -69,22 +82,31 @@ export function writeTexts(body: Record<string, unknown>, texts: readonly string
   let i = 0;
   const msgs = body.messages;
   if (Array.isArray(msgs))
-    for (const m of msgs as ChatMessage[]) {
-      const t = texts[i++]!;
-      if (typeof m.content === 'string') m.content = t;
-      else if (Array.isArray(m.content)) {
-        let first = true;
-        for (const part of m.content as { type?: string; text?: unknown }[]) {
-          if (typeof part?.text === 'string') {
-            part.text = first ? t : '';
-            first = false;
-          }
-        }
-      }
-    }
+    for (const m of msgs as ChatMessage[]) writeContent(m, texts[i++]!);
   for (const k of ['prompt', 'input'] as const) {
     const v = body[k];
     if (typeof v === 'string') body[k] = texts[i++]!;
-    else if (Array.isArray(v)) body[k] = v.map((x) => (typeof x === 'string' ? texts[i++]! : x));
+    else if (Array.isArray(v))
+      body[k] = v.map((x) => {
+        if (typeof x === 'string') return texts[i++]!;
+        if (x && typeof x === 'object' && 'content' in x) {
+          const item = x as ChatMessage;
+          writeContent(item, texts[i++]!);
+        }
+        return x;
+      });
+  }
+}
+
+function writeContent(m: ChatMessage, t: string): void {
+  if (typeof m.content === 'string') m.content = t;
+  else if (Array.isArray(m.content)) {
+    let first = true;
+    for (const part of m.content as { text?: unknown }[]) {
+      if (typeof part?.text === 'string') {
+        part.text = first ? t : '';
+        first = false;
+      }
+    }
   }
 }

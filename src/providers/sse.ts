@@ -49,15 +49,15 @@ export class SseTap {
       this.done = true;
       return true;
     }
+    // The Responses API ends its stream with response.completed (or .incomplete / .failed), no [DONE].
+    if (event.includes('"type":"response.completed"') || event.includes('"type":"response.incomplete"') || event.includes('"type":"response.failed"'))
+      this.done = true;
     if (event.includes('"usage":{')) {
       const data = dataOf(event);
       try {
-        const parsed = JSON.parse(data) as { usage?: Partial<Usage>; choices?: unknown[] };
-        const u = parsed.usage;
-        if (u && typeof u.prompt_tokens === 'number') {
-          const completion = u.completion_tokens ?? 0;
-          this.usage = { prompt_tokens: u.prompt_tokens, completion_tokens: completion, total_tokens: u.total_tokens ?? u.prompt_tokens + completion };
-        }
+        const parsed = JSON.parse(data) as { usage?: unknown; response?: { usage?: unknown }; choices?: unknown[] };
+        const u = normalizeUsage(parsed.usage ?? parsed.response?.usage);
+        if (u) this.usage = u;
         if (this.strip && Array.isArray(parsed.choices) && parsed.choices.length === 0) return false;
       } catch {
         /* not JSON: forward as is */
@@ -76,7 +76,8 @@ export class SseTap {
     let text = '';
     for (const e of this.contentEvents) {
       try {
-        const p = JSON.parse(dataOf(e)) as { choices?: { delta?: { content?: unknown }; text?: unknown }[] };
+        const p = JSON.parse(dataOf(e)) as { choices?: { delta?: { content?: unknown }; text?: unknown }[]; type?: string; delta?: unknown };
+        if (p.type === 'response.output_text.delta' && typeof p.delta === 'string') text += p.delta;
         for (const c of p.choices ?? []) {
           const piece = c.delta?.content ?? c.text;
           if (typeof piece === 'string') text += piece;
@@ -87,6 +88,16 @@ export class SseTap {
     }
     return countText(text);
   }
+}
+
+/** Usage in either shape: chat/completions (`prompt_tokens`, ...) or Responses (`input_tokens`, ...). */
+export function normalizeUsage(raw: unknown): Usage | null {
+  if (!raw || typeof raw !== 'object') return null;
+  const u = raw as Record<string, unknown>;
+  const prompt = typeof u.prompt_tokens === 'number' ? u.prompt_tokens : typeof u.input_tokens === 'number' ? u.input_tokens : null;
+  if (prompt === null) return null;
+  const completion = typeof u.completion_tokens === 'number' ? u.completion_tokens : typeof u.output_tokens === 'number' ? u.output_tokens : 0;
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: typeof u.total_tokens === 'number' ? u.total_tokens : prompt + completion };
 }
 
 function dataOf(event: string): string {

@@ -9,7 +9,7 @@ import { countText } from '../../core/tokens.ts';
 import type { Usage } from '../../limits/types.ts';
 import type { ProviderAdapter, UpstreamResult } from '../../providers/types.ts';
 import { UpstreamFailure } from '../../providers/types.ts';
-import { SseTap } from '../../providers/sse.ts';
+import { SseTap, normalizeUsage } from '../../providers/sse.ts';
 import type { ClientChannel, RequestContext } from '../context.ts';
 
 const MAX_UPSTREAM_ERROR_BYTES = 64 * 1024;
@@ -141,10 +141,7 @@ async function upstreamRejected(ctx: RequestContext, res: UpstreamResult, client
 
 function usageFromJson(text: string): Usage | null {
   try {
-    const u = (JSON.parse(text) as { usage?: Partial<Usage> }).usage;
-    if (!u || typeof u.prompt_tokens !== 'number') return null;
-    const completion = u.completion_tokens ?? 0;
-    return { prompt_tokens: u.prompt_tokens, completion_tokens: completion, total_tokens: u.total_tokens ?? u.prompt_tokens + completion };
+    return normalizeUsage((JSON.parse(text) as { usage?: unknown }).usage);
   } catch {
     return null;
   }
@@ -152,7 +149,8 @@ function usageFromJson(text: string): Usage | null {
 
 function completionTextOf(text: string): string {
   try {
-    const p = JSON.parse(text) as { choices?: { message?: { content?: unknown }; text?: unknown }[] };
+    const p = JSON.parse(text) as { choices?: { message?: { content?: unknown }; text?: unknown }[]; output?: { content?: { text?: unknown }[] }[] };
+    if (p.output) return p.output.flatMap((o) => o.content ?? []).map((c) => (typeof c.text === 'string' ? c.text : '')).join('');
     return (p.choices ?? []).map((c) => (typeof c.message?.content === 'string' ? c.message.content : typeof c.text === 'string' ? c.text : '')).join('');
   } catch {
     return '';

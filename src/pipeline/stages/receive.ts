@@ -4,9 +4,9 @@
  * in the server.)
  */
 import { KtError } from '../../core/errors.ts';
-import { countChatPrompt, countPromptInput } from '../../core/tokens.ts';
+import { countChatPrompt, countPromptInput, countResponsesInput } from '../../core/tokens.ts';
 
-export type RouteKind = 'chat' | 'completions' | 'embeddings' | 'models';
+export type RouteKind = 'chat' | 'completions' | 'embeddings' | 'responses' | 'models';
 
 export interface RouteSpec {
   readonly kind: RouteKind;
@@ -19,6 +19,7 @@ const V1: [string, RouteSpec][] = [
   ['/v1/chat/completions', { kind: 'chat', upstreamPath: '/chat/completions', method: 'POST' }],
   ['/v1/completions', { kind: 'completions', upstreamPath: '/completions', method: 'POST' }],
   ['/v1/embeddings', { kind: 'embeddings', upstreamPath: '/embeddings', method: 'POST' }],
+  ['/v1/responses', { kind: 'responses', upstreamPath: '/responses', method: 'POST' }],
   ['/v1/models', { kind: 'models', upstreamPath: '/models', method: 'GET' }],
 ];
 /** The OpenAI routes, also without the `/v1` prefix (clients configured with a bare base URL). */
@@ -30,7 +31,7 @@ export interface ParsedRequest {
   stream: boolean;
   clientWantsUsage: boolean;
   promptTokens: number;
-  /** `max_completion_tokens` or `max_tokens`, whichever is larger; undefined when absent. */
+  /** The largest of `max_tokens`, `max_completion_tokens`, `max_output_tokens`; undefined when absent. */
   maxTokens: number | undefined;
 }
 
@@ -54,7 +55,7 @@ export function parseBody(route: RouteSpec, raw: Buffer, contentType: string | u
   const so = b.stream_options;
   if (so !== undefined && so !== null && (typeof so !== 'object' || Array.isArray(so))) throw bad("'stream_options' must be an object.", 'stream_options');
   let maxTokens: number | undefined;
-  for (const k of ['max_tokens', 'max_completion_tokens'] as const) {
+  for (const k of ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const) {
     const v = b[k];
     if (v === undefined || v === null) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw bad(`'${k}' must be a positive integer.`, k);
@@ -72,6 +73,12 @@ export function parseBody(route: RouteSpec, raw: Buffer, contentType: string | u
       if (c !== undefined && c !== null && typeof c !== 'string' && !Array.isArray(c)) throw bad(`'messages[${i}].content' must be a string or an array of content parts.`, `messages[${i}].content`);
     }
     promptTokens = countChatPrompt(msgs as Record<string, unknown>[]);
+  } else if (route.kind === 'responses') {
+    const v = b.input;
+    const ok = typeof v === 'string' || (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' || (x !== null && typeof x === 'object' && !Array.isArray(x))));
+    if (!ok) throw bad("'input' is required and must be a string or an array of input items.", 'input');
+    if (b.instructions !== undefined && b.instructions !== null && typeof b.instructions !== 'string') throw bad("'instructions' must be a string.", 'instructions');
+    promptTokens = countResponsesInput(v, b.instructions as string | undefined);
   } else {
     const field = route.kind === 'embeddings' ? 'input' : 'prompt';
     const v = b[field];
@@ -79,6 +86,7 @@ export function parseBody(route: RouteSpec, raw: Buffer, contentType: string | u
     if (!ok) throw bad(`'${field}' is required and must be a string or an array of strings.`, field);
     promptTokens = countPromptInput(v);
   }
-  const clientWantsUsage = stream && (so as { include_usage?: unknown } | undefined)?.include_usage === true;
+  // Responses streams always end with usage (`response.completed`); chat and completions streams only on request.
+  const clientWantsUsage = stream && (route.kind === 'responses' || (so as { include_usage?: unknown } | undefined)?.include_usage === true);
   return { body: b, model: b.model, stream, clientWantsUsage, promptTokens, maxTokens };
 }

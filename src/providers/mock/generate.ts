@@ -11,7 +11,7 @@
  *   no_usage              omit usage from the answer
  *   usage_prompt=N        report N prompt tokens instead of the real count
  */
-import { countChatPrompt, countPromptInput } from '../../core/tokens.ts';
+import { countChatPrompt, countPromptInput, countResponsesInput } from '../../core/tokens.ts';
 
 export const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'text-embedding-3-small', 'meta-llama/Llama-3.1-8B-Instruct'];
 const WORDS = [' the', ' quick', ' brown', ' fox', ' jumps', ' over', ' lazy', ' dog', ' and', ' runs', ' far', ' away', ' from', ' home'];
@@ -73,7 +73,7 @@ function words(n: number): string[] {
 }
 
 function completionLength(body: Record<string, unknown>, d: MockDirectives, o: MockOptions): number {
-  const asked = Number(body.max_completion_tokens ?? body.max_tokens);
+  const asked = Number(body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens);
   const base = d.completionTokens ?? o.completionTokens;
   return Number.isFinite(asked) && asked > 0 ? Math.min(asked, base) : base;
 }
@@ -81,6 +81,7 @@ function completionLength(body: Record<string, unknown>, d: MockDirectives, o: M
 export function promptTokens(path: string, body: Record<string, unknown>, d: MockDirectives): number {
   if (d.usagePrompt !== undefined) return d.usagePrompt;
   if (path.endsWith('/chat/completions')) return Array.isArray(body.messages) ? countChatPrompt(body.messages) : 0;
+  if (path.endsWith('/responses')) return countResponsesInput(body.input, typeof body.instructions === 'string' ? body.instructions : undefined);
   return countPromptInput(path.endsWith('/embeddings') ? body.input : body.prompt);
 }
 
@@ -95,9 +96,48 @@ function finishReason(n: number, d: MockDirectives, o: MockOptions): 'length' | 
   return n < o.completionTokens && d.completionTokens === undefined ? 'length' : 'stop';
 }
 
+/** A Responses API object (status completed) with the given text and usage. */
+function responseObject(rid: string, model: string, nowS: number, text: string, usage: { input: number; output: number } | null): Record<string, unknown> {
+  return {
+    id: rid,
+    object: 'response',
+    created_at: nowS,
+    status: 'completed',
+    model,
+    output: [{ type: 'message', id: `${rid}-msg`, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] }],
+    usage: usage && {
+      input_tokens: usage.input,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: usage.output,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: usage.input + usage.output,
+    },
+  };
+}
+
+/** SSE events of a streaming Responses API answer (typed events, no [DONE]). */
+function responseStream(body: Record<string, unknown>, path: string, d: MockDirectives, o: MockOptions, nowS: number): string[] {
+  const model = typeof body.model === 'string' ? body.model : 'gpt-4o-mini';
+  const rid = id('resp');
+  const n = completionLength(body, d, o);
+  const all = words(n);
+  const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+  const out = [ev('response.created', { response: { ...responseObject(rid, model, nowS, '', null), status: 'in_progress', output: [] } })];
+  for (let i = 0; i < all.length; i += 4) out.push(ev('response.output_text.delta', { item_id: `${rid}-msg`, output_index: 0, content_index: 0, delta: all.slice(i, i + 4).join('') }));
+  if (d.truncateAfter !== undefined) return out.slice(0, d.truncateAfter + 1);
+  const usage = d.noUsage ? null : { input: promptTokens(path, body, d), output: n };
+  out.push(ev('response.completed', { response: responseObject(rid, model, nowS, all.join('').trimStart(), usage) }));
+  return out;
+}
+
 /** A complete non-streaming answer for `path`. */
 export function answer(path: string, body: Record<string, unknown>, d: MockDirectives, o: MockOptions, nowS: number): string {
   const model = typeof body.model === 'string' ? body.model : 'gpt-4o-mini';
+  if (path.endsWith('/responses')) {
+    const n = completionLength(body, d, o);
+    const usage = d.noUsage ? null : { input: promptTokens(path, body, d), output: n };
+    return JSON.stringify(responseObject(id('resp'), model, nowS, words(n).join('').trimStart(), usage));
+  }
   const prompt = promptTokens(path, body, d);
   if (path.endsWith('/embeddings')) {
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
@@ -129,6 +169,7 @@ export function answer(path: string, body: Record<string, unknown>, d: MockDirec
 
 /** SSE events (each a complete `data: ...\n\n` string) of a streaming answer. */
 export function streamEvents(path: string, body: Record<string, unknown>, d: MockDirectives, o: MockOptions, nowS: number): string[] {
+  if (path.endsWith('/responses')) return responseStream(body, path, d, o, nowS);
   const model = typeof body.model === 'string' ? body.model : 'gpt-4o-mini';
   const chat = path.endsWith('/chat/completions');
   const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true && !d.noUsage;

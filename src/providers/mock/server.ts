@@ -74,7 +74,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, log: RecordedRe
   log.push({ method: req.method ?? 'GET', path, headers: req.headers, body: text ? body : null });
   const nowS = Math.floor(Date.now() / 1000);
   if (req.method === 'GET' && path.endsWith('/models')) return send(res, 200, modelList(nowS));
-  if (req.method !== 'POST' || !/\/(chat\/completions|completions|embeddings)$/.test(path)) return send(res, 404, errorBody(404));
+  if (req.method !== 'POST' || !/\/(chat\/completions|completions|embeddings|responses)$/.test(path)) return send(res, 404, errorBody(404));
   const d = parseDirectives(body);
   if (d.hang) return; // never answers; the client's timeout or disconnect ends it
   if (d.delayMs) await new Promise((r) => setTimeout(r, d.delayMs));
