@@ -52,8 +52,9 @@ function costOf(p: PlannedLimit, r: TokenReservation): number {
   }
 }
 
-function actualOf(p: PlannedLimit, u: Usage): number {
-  switch (p.def.unit) {
+/** Units of `unit` in a real usage (0 for request and concurrency units). */
+export function usageIn(unit: PlannedLimit['def']['unit'], u: Usage): number {
+  switch (unit) {
     case 'total_tokens':
       return u.total_tokens;
     case 'prompt_tokens':
@@ -139,7 +140,7 @@ export class LimitEngine {
     for (let i = 0; i < ticket.planned.length; i++) {
       const p = ticket.planned[i]!;
       if (p.def.unit === 'requests' || p.def.unit === 'concurrent_requests') continue;
-      const delta = actualOf(p, usage) - ticket.costs[i]!;
+      const delta = usageIn(p.def.unit, usage) - ticket.costs[i]!;
       if (delta !== 0) adjustments.push({ key: p.key, algorithm: p.def.algorithm, windowMs: p.def.windowMs, limit: p.def.limit, delta });
     }
     if (!adjustments.length && !ticket.leaseKeys.length) return true;

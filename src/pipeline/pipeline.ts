@@ -9,8 +9,8 @@ import { KtError, type ErrorCode } from '../core/errors.ts';
 import type { Clock } from '../core/clock.ts';
 import { textsOf, writeTexts } from '../core/tokens.ts';
 import type { CompiledConfig } from '../config/types.ts';
-import type { LimitEngine, Ticket } from '../limits/engine.ts';
-import type { LimitStatus, Usage } from '../limits/types.ts';
+import { usageIn, type LimitEngine, type Ticket } from '../limits/engine.ts';
+import type { Usage } from '../limits/types.ts';
 import { LimitStoreUnavailableError } from '../limits/store.ts';
 import type { EventSink } from '../events/types.ts';
 import type { Providers } from '../providers/registry.ts';
@@ -97,7 +97,7 @@ export class Pipeline {
       if (ticket && !ticket.settled) await this.deps.engine.settle(ticket, usage);
       const adm = ctx.admission;
       if (adm?.admitted) {
-        view = viewOf(settledStatuses(adm.statuses, (s) => unitOf(s, usage)));
+        view = viewOf(settledStatuses(adm.statuses, (s) => usageIn(s.planned.def.unit, usage)));
         if (ctx.config.headers.enabled) rateLimitHeaders(view, this.deps.clock.nowMs(), ctx.config.headers, out);
       }
       return out;
@@ -209,19 +209,6 @@ export class Pipeline {
       'X-Request-Id': ctx.id,
     });
     client.end(body);
-  }
-}
-
-function unitOf(s: LimitStatus, u: Usage): number {
-  switch (s.planned.def.unit) {
-    case 'total_tokens':
-      return u.total_tokens;
-    case 'prompt_tokens':
-      return u.prompt_tokens;
-    case 'completion_tokens':
-      return u.completion_tokens;
-    default:
-      return 0;
   }
 }
 

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMockUpstreamProcess, eventually, type MockProc, type Proc } from '../helpers/harness.ts';
 import { userShell, type Shell } from '../helpers/shell.ts';
-import { spawnShell } from '../helpers/spawn-shell.ts';
+import { startUserGateway } from '../helpers/spawn-shell.ts';
 
 const config = (upstream: string) => `version: '1'
 providers:
@@ -84,10 +84,9 @@ describe('tutorial 000: rate limits per team', () => {
     const lint = await sh.run('kt policy lint --file policy-config.yaml');
     assert.equal(lint.code, 0, lint.stdout + lint.stderr);
     assert.match(lint.stdout, /Configuration is valid/);
-    gateway = spawnShell(sh, 'kt gateway run --policy-config policy-config.yaml --port 0');
-    const m = await gateway.waitFor(/Listening on [^\s]+:(\d+)/);
-    await gateway.waitFor(/Gateway ready/);
-    port = Number(m[1]);
+    const started = await startUserGateway(sh, '--port 0');
+    gateway = started.proc;
+    port = started.port;
     const out = gateway.output();
     assert.match(out, /INFO kt::gateway Loaded 3 consumer group\(s\)/);
     assert.match(out, /INFO kt::gateway Rate limits: engineering=60rpm\/100k-tpm, marketing=20rpm\/50k-tpm, data-science=40rpm\/200k-tpm/);

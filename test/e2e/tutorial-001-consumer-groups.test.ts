@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMockUpstreamProcess, startTestGateway, eventually, post, chat, writeConfig, tempDir, type MockProc, type Proc } from '../helpers/harness.ts';
 import { userShell, type Shell } from '../helpers/shell.ts';
-import { spawnShell } from '../helpers/spawn-shell.ts';
+import { startUserGateway } from '../helpers/spawn-shell.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import { MemoryEventSink } from '../../src/events/memory-event-sink.ts';
 
@@ -103,10 +103,9 @@ describe('tutorial 001: isolating teams with consumer groups', () => {
     const lines = lint.stdout.split('\n');
     for (const l of ['✓ Configuration is valid', 'Providers: 1 (openai)', 'Consumer groups: 3 (engineering, marketing, research)', 'Policies: 1 (basic-filter)'])
       assert.ok(lines.includes(l), `missing "${l}" in:\n${lint.stdout}`);
-    gateway = spawnShell(sh, 'kt gateway run --policy-config policy-config.yaml --port 0');
-    const m = await gateway.waitFor(/Listening on [^\s]+:(\d+)/);
-    await gateway.waitFor(/Gateway ready/);
-    url = `http://localhost:${m[1]}`;
+    const started = await startUserGateway(sh, '--port 0');
+    gateway = started.proc;
+    url = `http://localhost:${started.port}`;
   });
 
   it('step 3: each key is identified as its group', async () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startMockUpstreamProcess, post, eventually, type MockProc, type Proc } from '../helpers/harness.ts';
 import { userShell, type Shell } from '../helpers/shell.ts';
-import { spawnShell } from '../helpers/spawn-shell.ts';
+import { startUserGateway } from '../helpers/spawn-shell.ts';
 import { requireRedis, REDIS_URL } from '../helpers/redis.ts';
 
 const config = (upstream: string) => `rate_limits:
@@ -89,10 +89,9 @@ describe('tutorial 002: per-user, per-team and global limits', async () => {
 kt policy lint --file policy-config.yaml`);
     assert.equal(lint.code, 0, lint.stdout + lint.stderr);
     assert.match(lint.stdout, /Policies: 1 \(audit-logger\)/);
-    gateway = spawnShell(sh, `env REDIS_URL="${REDIS_URL}" kt gateway run --policy-config policy-config.yaml --listen 127.0.0.1:0`);
-    const m = await gateway.waitFor(/Listening on [^\s]+:(\d+)/);
-    await gateway.waitFor(/Gateway ready/);
-    url = `http://localhost:${m[1]}`;
+    const started = await startUserGateway(sh, `--listen 127.0.0.1:0`, `env REDIS_URL="${REDIS_URL}" `);
+    gateway = started.proc;
+    url = `http://localhost:${started.port}`;
   });
 
   it("the tutorial's request with user and team headers", { skip: !hasRedis }, async () => {

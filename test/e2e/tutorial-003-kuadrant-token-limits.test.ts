@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMockUpstreamProcess, type MockProc, type Proc } from '../helpers/harness.ts';
 import { userShell, type Shell } from '../helpers/shell.ts';
-import { spawnShell } from '../helpers/spawn-shell.ts';
+import { startUserGateway } from '../helpers/spawn-shell.ts';
 
 const target = (upstream: string) => `providers:
   targets:
@@ -99,10 +99,9 @@ describe('tutorial 003: Kuadrant token-based rate limiting', () => {
     sh = userShell();
     sh.env.KT_DATA_DIR = join(sh.dir, '.kt');
     writeFileSync(join(sh.dir, 'policy-config.yaml'), target(upstream.url));
-    gateway = spawnShell(sh, 'kt gateway run --policy-config policy-config.yaml --port 0');
-    const m = await gateway.waitFor(/Listening on [^\s]+:(\d+)/);
-    await gateway.waitFor(/Gateway ready/);
-    gatewayUrl = `localhost:${m[1]}`;
+    const started = await startUserGateway(sh, '--port 0');
+    gateway = started.proc;
+    gatewayUrl = `localhost:${started.port}`;
     sh.env.KUADRANT_GATEWAY_URL = gatewayUrl;
   });
   after(async () => {

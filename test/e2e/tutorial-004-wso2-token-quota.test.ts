@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startMockUpstreamProcess, eventually, type MockProc, type Proc } from '../helpers/harness.ts';
 import { userShell, type Shell } from '../helpers/shell.ts';
-import { spawnShell } from '../helpers/spawn-shell.ts';
+import { startUserGateway } from '../helpers/spawn-shell.ts';
 
 const apiKey = `kt_${randomBytes(16).toString('hex')}`;
 const config = (upstream: string) => `version: '1'
@@ -69,11 +69,10 @@ describe('tutorial 004: WSO2-style token quota on an LLM proxy', () => {
     writeFileSync(join(sh.dir, 'policy-config.yaml'), config(upstream.url));
     const cert = await sh.run('openssl req -x509 -newkey rsa:2048 -nodes -keyout gateway.key -out gateway.crt -days 1 -subj /CN=localhost 2>&1');
     assert.equal(cert.code, 0, cert.stdout);
-    gateway = spawnShell(sh, 'kt gateway run --policy-config policy-config.yaml --port 0');
-    const m = await gateway.waitFor(/Listening on [^\s]+:(\d+)/);
-    await gateway.waitFor(/Gateway ready/);
+    const started = await startUserGateway(sh, '--port 0');
+    gateway = started.proc;
     assert.match(gateway.output(), /HTTPS/);
-    invoke = `https://localhost:${m[1]}/v1`;
+    invoke = `https://localhost:${started.port}/v1`;
   });
   after(async () => {
     await gateway?.stop();

@@ -183,32 +183,26 @@ export interface HttpResult {
 }
 
 /** POSTs JSON (or raw text) and returns status, lower-cased headers and the parsed body. */
-export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
-  const res = await request(url, {
+export function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+  return send(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  const text = await res.body.text();
-  let json: unknown = undefined;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON (a stream) */
-  }
-  const h: Record<string, string> = {};
-  for (const [k, v] of Object.entries(res.headers)) h[k] = Array.isArray(v) ? v.join(', ') : String(v);
-  return { status: res.statusCode, headers: h, text, json };
 }
 
-export async function get(url: string, headers: Record<string, string> = {}): Promise<HttpResult> {
-  const res = await request(url, { headers });
+export function get(url: string, headers: Record<string, string> = {}): Promise<HttpResult> {
+  return send(url, { headers });
+}
+
+async function send(url: string, options: Parameters<typeof request>[1]): Promise<HttpResult> {
+  const res = await request(url, options);
   const text = await res.body.text();
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    /* not JSON */
+    /* not JSON (a stream) */
   }
   const h: Record<string, string> = {};
   for (const [k, v] of Object.entries(res.headers)) h[k] = Array.isArray(v) ? v.join(', ') : String(v);

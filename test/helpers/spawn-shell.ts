@@ -8,3 +8,11 @@ export function spawnShell(sh: Shell, cmd: string): Proc {
   const child = spawn('bash', ['-c', `exec ${cmd}`], { cwd: sh.dir, env: { ...sh.env, KT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   return wrapChild(child);
 }
+
+/** `kt gateway run --policy-config policy-config.yaml <listen>` in the user's shell; resolves once ready. */
+export async function startUserGateway(sh: Shell, listen = '--port 0', prefix = ''): Promise<{ proc: Proc; port: number }> {
+  const proc = spawnShell(sh, `${prefix}kt gateway run --policy-config policy-config.yaml ${listen}`);
+  const m = await proc.waitFor(/Listening on [^\s]+:(\d+)/);
+  await proc.waitFor(/Gateway ready/);
+  return { proc, port: Number(m[1]) };
+}
