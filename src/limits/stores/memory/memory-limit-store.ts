@@ -43,6 +43,11 @@ export class MemoryLimitStore implements LimitStore {
   private readonly windows = new Map<string, Subjects>();
   private readonly leases = new Map<string, Leases>();
   private sweepCursor: Iterator<SweepEntry> | undefined;
+  /**
+   * Keys seen lately -> their slot, so the same key (a group's, planned once at load) is not cut and
+   * hashed again on every request. Bounded: emptied when full.
+   */
+  private readonly slots = new Map<string, Slot>();
   private readonly sweepBatch: number;
 
   constructor(options: MemoryLimitStoreOptions = {}) {
@@ -58,7 +63,7 @@ export class MemoryLimitStore implements LimitStore {
     let admitted = true;
     for (let i = 0; i < n; i++) {
       const c = input.counters[i]!;
-      const slot = c.algorithm === 'concurrency' ? null : split(c.key);
+      const slot = c.algorithm === 'concurrency' ? null : this.slot(c.key);
       slots[i] = slot;
       const u = this.used(c, slot, now);
       used[i] = u;
@@ -89,7 +94,7 @@ export class MemoryLimitStore implements LimitStore {
   settleSync(input: SettleInput): void {
     for (const a of input.adjustments) {
       if (a.algorithm === 'concurrency' || a.delta === 0) continue;
-      const slot = split(a.key);
+      const slot = this.slot(a.key);
       const state = this.state(slot);
       // Reclaimed by the sweep: nothing was counted any more. A give-back is moot; extra usage is
       // still charged (a token bucket refilled while a long request ran, or a zero-cost reservation):
@@ -172,6 +177,15 @@ export class MemoryLimitStore implements LimitStore {
     }
   }
 
+  private slot(key: string): Slot {
+    let slot = this.slots.get(key);
+    if (slot) return slot;
+    slot = split(key);
+    if (this.slots.size >= SLOT_CACHE_SIZE) this.slots.clear();
+    this.slots.set(key, slot);
+    return slot;
+  }
+
   private state(slot: Slot): number[] | undefined {
     return this.windows.get(slot.head)?.get(slot.subject);
   }
@@ -228,6 +242,8 @@ export class MemoryLimitStore implements LimitStore {
     return WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>].retryAfterMs(state, now, c.windowMs, c.limit, c.cost);
   }
 }
+
+const SLOT_CACHE_SIZE = 4096;
 
 /** Where a window counter lives: `windows.get(head).get(subject)`. */
 interface Slot {
