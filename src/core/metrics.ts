@@ -51,13 +51,26 @@ export class Metrics {
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }
 
+  /** Labelled children by label values, so the request path skips prom-client's label hashing. */
+  private readonly children = new Map<string, { inc(n?: number): void }>();
+
+  private child(counter: Counter<string>, tag: string, values: string[]): { inc(n?: number): void } {
+    const key = `${tag}\u0000${values.join('\u0000')}`;
+    let c = this.children.get(key);
+    if (!c) {
+      c = counter.labels(...values);
+      if (this.children.size < 10_000) this.children.set(key, c);
+    }
+    return c;
+  }
+
   request(ctx: RequestContext, latencyMs: number): void {
     const group = ctx.identity?.group?.name ?? '';
-    this.requests.inc({ result: ctx.outcome.result, reason: ctx.outcome.reason ?? '', consumer_group: group });
+    this.child(this.requests as Counter<string>, 'r', [ctx.outcome.result, ctx.outcome.reason ?? '', group]).inc();
     this.duration.observe(latencyMs / 1000);
     if (ctx.usage.total_tokens) {
-      this.tokens.inc({ consumer_group: group, kind: 'prompt' }, ctx.usage.prompt_tokens);
-      this.tokens.inc({ consumer_group: group, kind: 'completion' }, ctx.usage.completion_tokens);
+      this.child(this.tokens as Counter<string>, 't', [group, 'prompt']).inc(ctx.usage.prompt_tokens);
+      this.child(this.tokens as Counter<string>, 't', [group, 'completion']).inc(ctx.usage.completion_tokens);
     }
   }
 

@@ -55,7 +55,7 @@ const BLOCK_REASONS: Partial<Record<ErrorCode, string>> = {
 
 export function newContext(config: CompiledConfig, nowMs: number, method: string, path: string, ip: string, headers: IncomingHttpHeaders): RequestContext {
   return {
-    id: `req_${randomUUID().replace(/-/g, '')}`,
+    id: `req_${randomUUID()}`,
     startMs: nowMs,
     method,
     path,

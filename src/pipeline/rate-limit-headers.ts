@@ -38,6 +38,9 @@ export function viewOf(statuses: readonly LimitStatus[], refused?: LimitStatus):
   return { requests, tokens, binding };
 }
 
+let isoSecond = -1;
+let isoText = '';
+
 export function formatReset(atMs: number, nowMs: number, format: ResetFormat): string {
   const ms = Math.max(atMs, nowMs);
   switch (format) {
@@ -45,8 +48,15 @@ export function formatReset(atMs: number, nowMs: number, format: ResetFormat): s
       return String(Math.ceil(ms / 1000));
     case 'seconds':
       return String(Math.max(0, Math.ceil((ms - nowMs) / 1000)));
-    default:
-      return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+    default: {
+      // Most resets of a busy second fall on the same second: format it once.
+      const second = Math.ceil(ms / 1000);
+      if (second !== isoSecond) {
+        isoSecond = second;
+        isoText = new Date(second * 1000).toISOString().replace('.000Z', 'Z');
+      }
+      return isoText;
+    }
   }
 }
 

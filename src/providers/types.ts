@@ -10,8 +10,8 @@ export interface UpstreamCall {
   /** Path below the target's base URL, e.g. `/chat/completions`. */
   readonly path: string;
   readonly method: 'GET' | 'POST';
-  /** JSON text sent upstream. */
-  readonly body?: string;
+  /** JSON sent upstream (the client's bytes when the gateway did not change the body). */
+  readonly body?: string | Buffer;
   /** The same body parsed (the mock answers from it without re-parsing). */
   readonly parsed?: Record<string, unknown>;
   readonly signal: AbortSignal;

@@ -44,9 +44,12 @@ class Watch {
     this.touch();
   }
   touch(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.fire('timeout'), this.timeoutMs);
-    this.timer.unref();
+    // One timer per request, re-armed in place.
+    if (this.timer) this.timer.refresh();
+    else {
+      this.timer = setTimeout(() => this.fire('timeout'), this.timeoutMs);
+      this.timer.unref();
+    }
   }
   private fire(reason: 'timeout' | 'client'): void {
     if (this.reason) return;
@@ -71,7 +74,7 @@ export async function forward(ctx: RequestContext, adapter: ProviderAdapter, cli
   const body = ctx.body!;
   const injectUsage = ctx.stream && !ctx.clientWantsUsage;
   if (injectUsage) body.stream_options = { ...((body.stream_options as object | null) ?? {}), include_usage: true };
-  const payload = ctx.bodyChanged || injectUsage ? JSON.stringify(body) : ctx.rawBody!.toString('utf8');
+  const payload = ctx.bodyChanged || injectUsage ? JSON.stringify(body) : ctx.rawBody!;
   const watch = new Watch(target.timeoutMs, client);
   const started = performance.now();
   let res: UpstreamResult;
