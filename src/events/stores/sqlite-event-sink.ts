@@ -10,6 +10,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { EventSink, GatewayEvent } from '../types.ts';
+import { pushRow, ROW_STRIDE, type EventRows } from './event-rows.ts';
 import type { WorkerAck, WorkerData, WorkerRequest } from './sqlite-event-worker.ts';
 
 export interface SqliteEventSinkOptions {
@@ -54,7 +55,8 @@ export class SqliteEventSink implements EventSink {
   private readonly batchSize: number;
   private readonly flushIntervalMs: number;
   private readonly log: (line: string) => void;
-  private buffer: GatewayEvent[] = [];
+  /** Buffered events, already serialised (see `pushRow`). */
+  private buffer: EventRows = [];
   private timer: NodeJS.Timeout | null = null;
   private nextId = 1;
   private inFlight = 0;
@@ -84,8 +86,8 @@ export class SqliteEventSink implements EventSink {
 
   record(event: GatewayEvent): void {
     if (this.dead || this.closing) return;
-    this.buffer.push(event);
-    if (this.buffer.length >= this.batchSize) {
+    pushRow(this.buffer, event);
+    if (this.buffer.length >= this.batchSize * ROW_STRIDE) {
       this.sendBuffer();
     } else if (!this.timer) {
       this.timer = setTimeout(() => {
@@ -133,9 +135,9 @@ export class SqliteEventSink implements EventSink {
       this.timer = null;
     }
     if (!this.buffer.length || this.dead) return;
-    const events = this.buffer;
+    const rows = this.buffer;
     this.buffer = [];
-    this.post({ type: 'batch', events });
+    this.post({ type: 'batch', rows });
   }
 
   private post(req: Request): number {

@@ -6,11 +6,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync } from 'node:fs';
-import type { GatewayEvent } from '../types.ts';
 import { insertEvents, openEventDb, pruneEvents } from './sqlite-event-store.ts';
+import type { EventRows } from './event-rows.ts';
 
 export type WorkerRequest =
-  | { id: number; type: 'batch'; events: GatewayEvent[] }
+  | { id: number; type: 'batch'; rows: EventRows }
   | { id: number; type: 'prune'; olderThanMs: number }
   | { id: number; type: 'sync' }
   | { id: number; type: 'close' };
@@ -50,7 +50,7 @@ port.on('message', (msg: WorkerRequest) => {
   try {
     switch (msg.type) {
       case 'batch':
-        withRetry(() => insertEvents(db, msg.events));
+        withRetry(() => insertEvents(db, msg.rows));
         break;
       case 'prune':
         withRetry(() => pruneEvents(db, msg.olderThanMs));
