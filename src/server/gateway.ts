@@ -17,7 +17,7 @@ import type { CompiledConfig } from '../config/types.ts';
 import { LimitEngine } from '../limits/engine.ts';
 import type { LimitStore } from '../limits/store.ts';
 import { MemoryLimitStore } from '../limits/stores/memory/memory-limit-store.ts';
-import { createLimiter, type LimiterSetup } from './limit-store.ts';
+import { createLimiter, SWEEP_BUDGET_MS, type LimiterSetup } from './limit-store.ts';
 import { Providers } from '../providers/registry.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import type { EventSink } from '../events/types.ts';
@@ -116,7 +116,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   schedulePrune();
 
   const sweep = limiter.sweep;
-  const sweepTimer = sweep ? setInterval(() => sweep(clock.nowMs()), 5_000).unref() : undefined;
+  const sweepTimer = sweep ? setInterval(() => sweep(clock.nowMs()), 1_000).unref() : undefined;
 
   const tlsFiles = loaded.input?.server?.tls;
   const tls = tlsFiles ? { cert: readFileSync(tlsFiles.cert_file), key: readFileSync(tlsFiles.key_file) } : undefined;
@@ -192,6 +192,6 @@ function injectedLimiter(store: LimitStore): LimiterSetup {
     store,
     description: `${store.kind} (provided by the caller)`,
     ready: async () => ({ ok: true, detail: { limiter: store.kind } }),
-    sweep: store instanceof MemoryLimitStore ? (nowMs) => store.sweep(nowMs) : undefined,
+    sweep: store instanceof MemoryLimitStore ? (nowMs) => store.sweepWithin(nowMs, SWEEP_BUDGET_MS) : undefined,
   };
 }

@@ -33,6 +33,8 @@ export interface LimiterDeps {
 }
 
 export const DEFAULT_KEY_PREFIX = 'kt:rl:';
+/** CPU the gateway gives each second to reclaiming idle in-process counters. */
+export const SWEEP_BUDGET_MS = 5;
 
 export async function createLimiter(settings: DistributedRateLimitInput | undefined, deps: LimiterDeps): Promise<LimiterSetup> {
   if (!settings?.enabled) {
@@ -41,7 +43,7 @@ export async function createLimiter(settings: DistributedRateLimitInput | undefi
       store,
       description: 'memory (in-process counters)',
       ready: async () => ({ ok: true, detail: { limiter: store.kind } }),
-      sweep: (nowMs) => store.sweep(nowMs),
+      sweep: (nowMs) => store.sweepWithin(nowMs, SWEEP_BUDGET_MS),
     };
   }
   const { client, description: where, commandTimeoutMs } = createRedisClient(settings, deps.env, {

@@ -132,3 +132,14 @@ describe('MemoryLimitStore specifics', () => {
     assert.equal(store.size(), 0);
   });
 });
+
+it('sweepWithin finishes a whole pass when the budget allows', () => {
+  const store = new MemoryLimitStore({ sweepBatch: 100 });
+  const t0 = 1_700_000_000_000;
+  for (let i = 0; i < 5_000; i++)
+    store.acquireSync({ nowMs: t0, leaseId: '', leaseTtlMs: 1000, counters: [{ key: `user:rpm:sliding_window:60000|u${i}`, algorithm: 'sliding_window', limit: 5, windowMs: 60_000, cost: 1, shadow: false }] });
+  assert.equal(store.size(), 5_000);
+  // 50 batches of 100 in one call, well inside a generous budget.
+  assert.equal(store.sweepWithin(t0 + 62_000, 10_000), 5_000);
+  assert.equal(store.size(), 0);
+});

@@ -169,6 +169,20 @@ export class MemoryLimitStore implements LimitStore {
     return removed;
   }
 
+  /**
+   * Sweeps batch after batch until the current pass over every counter is complete or `budgetMs` of
+   * CPU is spent, so reclaiming keeps pace with many new subjects without long pauses. Returns the
+   * number of counters reclaimed.
+   */
+  sweepWithin(nowMs: number, budgetMs: number): number {
+    const start = performance.now();
+    let removed = 0;
+    do {
+      removed += this.sweep(nowMs);
+    } while (this.sweepCursor && performance.now() - start < budgetMs);
+    return removed;
+  }
+
   /** Every window state, for the sweep; each head's metadata is parsed once per pass. */
   private *walk(): Generator<SweepEntry> {
     for (const [head, subjects] of this.windows) {
