@@ -51,6 +51,7 @@ local function load(key, alg, w)
       st.qs[#st.qs + 1] = q; st.u[q] = a; st.orig[q] = a
     end
     table.sort(st.qs)
+    st.newest = st.qs[#st.qs]
     return st
   elseif alg == 'f' then
     local v = redis.call('HMGET', key, 's', 'u')
@@ -119,7 +120,8 @@ local function slSave(key, st, now)
   end
   if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
   if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
-  if (#dels > 0 or #sets > 0) and #st.qs > 0 then expireIn(key, slReset(st, now, st.w) - now) end
+  -- The key's life ends with its newest quantum's: re-arm it only when that quantum changes.
+  if #st.qs > 0 and st.qs[#st.qs] ~= st.newest then expireIn(key, slReset(st, now, st.w) - now) end
 end
 
 -- fixed_window
