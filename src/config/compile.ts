@@ -100,9 +100,11 @@ export function compileConfig(
   const targets = (input.providers?.targets ?? [BUILTIN_MOCK_TARGET]).map((t) => compileTarget(t, ctx.env));
   const targetByModel = new Map<string, CompiledTarget>();
   for (const t of targets) for (const m of t.models ?? []) if (!targetByModel.has(m)) targetByModel.set(m, t);
+  const globalPolicies = Object.freeze(compilePolicies(policies));
   const groups: CompiledGroup[] = [];
   const keys = new Map<string, CompiledKey>();
   for (const g of input.consumer_groups ?? []) {
+    const own = compilePolicies(g.input_policies ?? []);
     const limits = groupLimitDefs(g.rate_limits);
     const group: CompiledGroup = Object.freeze({
       name: g.name,
@@ -110,7 +112,8 @@ export function compileConfig(
       planned: planAll(limits, g.name),
       allowedModels: g.allowed_models ? new Set(g.allowed_models) : null,
       allowedModelList: g.allowed_models ? Object.freeze([...g.allowed_models]) : null,
-      inputPolicies: Object.freeze(compilePolicies(g.input_policies ?? [])),
+      inputPolicies: Object.freeze(own),
+      policies: own.length ? Object.freeze([...globalPolicies, ...own]) : globalPolicies,
       isDefault: false,
     });
     groups.push(group);
@@ -131,7 +134,7 @@ export function compileConfig(
   const defaultLimits = groupLimitDefs(d);
   const defaultGroup: CompiledGroup | undefined =
     d && defaultLimits.length
-      ? Object.freeze({ name: 'default', limits: Object.freeze(defaultLimits), planned: planAll(defaultLimits, DEFAULT_SUBJECT), allowedModels: null, allowedModelList: null, inputPolicies: [], isDefault: true })
+      ? Object.freeze({ name: 'default', limits: Object.freeze(defaultLimits), planned: planAll(defaultLimits, DEFAULT_SUBJECT), allowedModels: null, allowedModelList: null, inputPolicies: [], policies: globalPolicies, isDefault: true })
       : undefined;
   const headersEnabled = input.rate_limit_headers?.enabled ?? d?.response_headers ?? true;
   return Object.freeze({
@@ -156,7 +159,7 @@ export function compileConfig(
     identity: compileIdentity(input, ctx.env),
     tokenReservation: Object.freeze({ strict: input.token_reservation?.strict ?? false, defaultMaxTokens: input.token_reservation?.default_max_tokens ?? 4096 }),
     headers: Object.freeze({ enabled: headersEnabled, resetFormat: input.rate_limit_headers?.reset_format ?? 'iso8601', ietf: input.rate_limit_headers?.ietf ?? false }),
-    globalPolicies: Object.freeze(compilePolicies(policies)),
+    globalPolicies,
     eventRetentionDays: retentionDays(policies),
     maxBodyBytes: input.server?.max_body_bytes ?? DEFAULT_MAX_BODY_BYTES,
     distributedLeaseTtlMs: input.distributed_rate_limit?.lease_ttl_ms,

@@ -36,6 +36,8 @@ export interface CompiledGroup {
   readonly allowedModels: ReadonlySet<string> | null;
   readonly allowedModelList: readonly string[] | null;
   readonly inputPolicies: readonly CompiledPolicy[];
+  /** The global policies then the group's own, in the order a request meets them (built at load). */
+  readonly policies: readonly CompiledPolicy[];
   /** True for the implicit group of callers without a recognised key (`rate_limit_defaults`). */
   readonly isDefault: boolean;
 }

@@ -167,10 +167,8 @@ export class Pipeline {
   }
 
   private guard(ctx: RequestContext): void {
-    const global = ctx.config.globalPolicies;
-    const own = ctx.identity?.group?.inputPolicies ?? [];
-    if (!global.length && !own.length) return;
-    const policies = own.length ? [...global, ...own] : global;
+    const policies = ctx.identity?.group?.policies ?? ctx.config.globalPolicies;
+    if (!policies.length) return;
     const texts = textsOf(ctx.body!);
     const verdict = applyPolicies(policies, texts);
     ctx.findings = verdict.findings;
