@@ -49,6 +49,7 @@ function compileApiKey(k: ApiKeyInput, groupsByName: ReadonlyMap<string, Compile
     user: k.user ?? null,
     team: k.team ?? null,
     groups: Object.freeze(groups),
+    groupsByName,
     allowedModels: k.allowed_models ? new Set(k.allowed_models) : null,
     allowedModelList: k.allowed_models ? Object.freeze([...k.allowed_models]) : null,
     // Own counter ids: the per_key tier has the same scope, names and windows, and sharing its counter
@@ -144,6 +145,7 @@ export function compileConfig(
     targetByModel,
     catchAll: targets.find((t) => t.models === null),
     groups: Object.freeze(groups),
+    groupsByName,
     keys,
     defaultGroup,
     keysBySha256,

@@ -83,6 +83,7 @@ export interface CompiledConfig {
   readonly targetByModel: ReadonlyMap<string, CompiledTarget>;
   readonly catchAll: CompiledTarget | undefined;
   readonly groups: readonly CompiledGroup[];
+  readonly groupsByName: ReadonlyMap<string, CompiledGroup>;
   /** Plaintext key -> key binding. */
   readonly keys: ReadonlyMap<string, CompiledKey>;
   /** SHA-256 (hex) of a key -> binding, for `api_keys[].key_sha256`. */

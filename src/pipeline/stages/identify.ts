@@ -67,7 +67,7 @@ export async function identify(config: CompiledConfig, h: IncomingHttpHeaders, c
   const jwt = config.identity.jwt;
   if (key && jwt && looksLikeJwt(key)) {
     const c = await jwt.verify(key, clock);
-    const group = c.consumerGroup ? (config.groups.find((g) => g.name === c.consumerGroup) ?? null) : null;
+    const group = c.consumerGroup ? (config.groupsByName.get(c.consumerGroup) ?? null) : null;
     return withHeaders(config, h, { keyId: null, key: null, group, user: c.user, team: c.team, groups: c.groups, via: 'jwt' });
   }
   if (key) {
