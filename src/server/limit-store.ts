@@ -51,9 +51,20 @@ export async function createLimiter(settings: DistributedRateLimitInput | undefi
   });
   const keyPrefix = settings.key_prefix ?? DEFAULT_KEY_PREFIX;
   const localFallback = settings.local_fallback ?? false;
-  const primary = new RedisLimitStore({ client, keyPrefix, timeMode: 'server', commandTimeoutMs, ownsClient: true });
+  const primary = new RedisLimitStore({
+    client,
+    keyPrefix,
+    timeMode: 'server',
+    commandTimeoutMs,
+    ownsClient: true,
+    settleBatchMs: settings.sync_interval_ms ?? 50,
+    onSettleFailure: (err, count) => {
+      deps.metrics.limiterFailures.inc();
+      deps.log.warn({ err: err.message, settlements: count }, 'Redis settlements could not be written and were dropped');
+    },
+  });
   const store = new FallbackLimitStore({ primary, localFallback, metrics: deps.metrics, log: deps.log, clock: deps.clock });
-  const description = `redis (${where}, key prefix "${keyPrefix}", local_fallback ${localFallback ? 'on' : 'off'}, command timeout ${commandTimeoutMs} ms)`;
+  const description = `redis (${where}, key prefix "${keyPrefix}", local_fallback ${localFallback ? 'on' : 'off'}, command timeout ${commandTimeoutMs} ms, token settlements batched every ${settings.sync_interval_ms ?? 50} ms)`;
   return {
     store,
     description,

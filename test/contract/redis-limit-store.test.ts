@@ -152,3 +152,34 @@ describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
     await store.close();
   });
 });
+
+describe('RedisLimitStore with batched settlements (sync_interval_ms)', { skip: !haveRedis }, () => {
+  it('queues token settlements, sends them together, and applies them exactly as one by one', async () => {
+    const clock = new ManualClock();
+    const batched = new RedisLimitStore({ client: shared(), keyPrefix: `${prefix}batch:`, timeMode: 'client', commandTimeoutMs: 2_000, settleBatchMs: 60_000 });
+    const counter = (key: string): CounterRequest => ({ key, algorithm: 'sliding_window', limit: 1000, windowMs: 60_000, cost: 10, shadow: false });
+    const now = clock.nowMs();
+    const a = await batched.acquire({ nowMs: now, counters: [counter('tpm|u1')], leaseId: '', leaseTtlMs: 1000 });
+    assert.equal(a.results[0]!.remaining, 990);
+    for (let i = 0; i < 3; i++)
+      await batched.settle({ nowMs: now, atMs: a.atMs, adjustments: [{ key: 'tpm|u1', algorithm: 'sliding_window', windowMs: 60_000, limit: 1000, delta: 100 }], leaseKeys: [], leaseId: '' });
+    // Queued, not yet written: the counter still shows the reservation only.
+    const before = await batched.acquire({ nowMs: now, counters: [{ ...counter('tpm|u1'), cost: 0 }], leaseId: '', leaseTtlMs: 1000 });
+    assert.equal(before.results[0]!.remaining, 990);
+    await batched.flushSettlements();
+    const after = await batched.acquire({ nowMs: now, counters: [{ ...counter('tpm|u1'), cost: 0 }], leaseId: '', leaseTtlMs: 1000 });
+    assert.equal(after.results[0]!.remaining, 690);
+  });
+
+  it('releases leases at once, never batched', async () => {
+    const clock = new ManualClock();
+    const batched = new RedisLimitStore({ client: shared(), keyPrefix: `${prefix}batch2:`, timeMode: 'client', commandTimeoutMs: 2_000, settleBatchMs: 60_000 });
+    const slot: CounterRequest = { key: 'par|u1', algorithm: 'concurrency', limit: 1, windowMs: 0, cost: 1, shadow: false };
+    const now = clock.nowMs();
+    const a = await batched.acquire({ nowMs: now, counters: [slot], leaseId: 'L1', leaseTtlMs: 30_000 });
+    assert.equal(a.admitted, true);
+    await batched.settle({ nowMs: now, atMs: a.atMs, adjustments: [], leaseKeys: ['par|u1'], leaseId: 'L1' });
+    const b = await batched.acquire({ nowMs: now, counters: [slot], leaseId: 'L2', leaseTtlMs: 30_000 });
+    assert.equal(b.admitted, true, 'the slot came back without a flush');
+  });
+});

@@ -37,6 +37,15 @@ export interface RedisLimitStoreOptions {
   commandTimeoutMs?: number;
   /** `close()` also closes the client (default false: the caller owns it). */
   ownsClient?: boolean;
+  /**
+   * Token settlements without a lease to release are queued and sent together, as one pipelined
+   * round trip, at most this long after the first (`distributed_rate_limit.sync_interval_ms`).
+   * Trade-off: token counters may lag real usage by this long (request units and concurrency slots
+   * never do: they are taken at admission and released at once). 0 (default) sends each at once.
+   */
+  settleBatchMs?: number;
+  /** Called when a queued batch of settlements could not be written (they are dropped). */
+  onSettleFailure?: (err: Error, count: number) => void;
 }
 
 type Arg = string | number;
@@ -72,6 +81,10 @@ export class RedisLimitStore implements LimitStore {
   readonly keyHead: string;
   private readonly scripted: ScriptedClient;
   private readonly ownsClient: boolean;
+  private readonly settleBatchMs: number;
+  private readonly onSettleFailure: ((err: Error, count: number) => void) | undefined;
+  private pending: Arg[][] = [];
+  private pendingTimer: NodeJS.Timeout | undefined;
 
   constructor(options: RedisLimitStoreOptions) {
     this.client = options.client;
@@ -80,6 +93,8 @@ export class RedisLimitStore implements LimitStore {
     this.timeMode = options.timeMode ?? 'server';
     this.commandTimeoutMs = options.commandTimeoutMs ?? 250;
     this.ownsClient = options.ownsClient ?? false;
+    this.settleBatchMs = options.settleBatchMs ?? 0;
+    this.onSettleFailure = options.onSettleFailure;
     register(this.client);
     this.scripted = this.client as unknown as ScriptedClient;
   }
@@ -112,7 +127,31 @@ export class RedisLimitStore implements LimitStore {
     if (!keys.length) return;
     const args: Arg[] = [keys.length, ...keys, this.now(input.nowMs), input.atMs, input.leaseId, adj.length];
     for (const a of adj) args.push(ALG_CODE[a.algorithm], a.windowMs, a.limit, a.delta);
+    if (this.settleBatchMs > 0 && input.leaseKeys.length === 0) {
+      this.pending.push(args);
+      if (this.pending.length >= 256) void this.flushSettlements();
+      else if (!this.pendingTimer) this.pendingTimer = setTimeout(() => void this.flushSettlements(), this.settleBatchMs).unref();
+      return;
+    }
     await this.call('settle', () => this.scripted.ktLimitSettleV1(...args));
+  }
+
+  /** Sends every queued settlement now, in one pipelined round trip. */
+  async flushSettlements(): Promise<void> {
+    if (this.pendingTimer) clearTimeout(this.pendingTimer);
+    this.pendingTimer = undefined;
+    const batch = this.pending;
+    if (!batch.length) return;
+    this.pending = [];
+    const pipeline = this.client.pipeline() as unknown as ScriptedClient & { exec(): Promise<[Error | null, unknown][] | null> };
+    for (const args of batch) pipeline.ktLimitSettleV1(...args);
+    try {
+      const results = await this.call('settle batch', () => pipeline.exec());
+      const failed = (results ?? []).find(([err]) => err)?.[0];
+      if (failed) throw failed;
+    } catch (err) {
+      this.onSettleFailure?.(err as Error, batch.length);
+    }
   }
 
   async renewLeases(nowMs: number, leaseKeys: readonly string[], leaseId: string, leaseTtlMs: number): Promise<void> {
@@ -127,6 +166,7 @@ export class RedisLimitStore implements LimitStore {
   }
 
   async close(): Promise<void> {
+    await this.flushSettlements();
     if (!this.ownsClient) return;
     if (this.client.status !== 'ready') {
       this.client.disconnect();
