@@ -57,14 +57,14 @@ export async function createLimiter(settings: DistributedRateLimitInput | undefi
     timeMode: 'server',
     commandTimeoutMs,
     ownsClient: true,
-    settleBatchMs: settings.sync_interval_ms ?? 50,
-    onSettleFailure: (err, count) => {
+    syncIntervalMs: settings.sync_interval_ms ?? 50,
+    onSyncFailure: (err, operations) => {
       deps.metrics.limiterFailures.inc();
-      deps.log.warn({ err: err.message, settlements: count }, 'Redis settlements could not be written and were dropped');
+      deps.log.warn({ err: err.message, operations }, 'Redis sync failed: its token settlements were dropped and its slices not renewed');
     },
   });
   const store = new FallbackLimitStore({ primary, localFallback, metrics: deps.metrics, log: deps.log, clock: deps.clock });
-  const description = `redis (${where}, key prefix "${keyPrefix}", local_fallback ${localFallback ? 'on' : 'off'}, command timeout ${commandTimeoutMs} ms, token settlements batched every ${settings.sync_interval_ms ?? 50} ms)`;
+  const description = `redis (${where}, key prefix "${keyPrefix}", local_fallback ${localFallback ? 'on' : 'off'}, command timeout ${commandTimeoutMs} ms, synced every ${settings.sync_interval_ms ?? 50} ms)`;
   return {
     store,
     description,

@@ -18,6 +18,7 @@ import { REDIS_URL, deleteKeysUnder, freePort, keysUnder, requireRedis, testPref
 
 const haveRedis = await requireRedis('RedisLimitStore (LimitStore contract)');
 const prefix = testPrefix('contract');
+const slicedPrefix = testPrefix('contract-sliced');
 let client: Redis | undefined;
 
 function shared(): Redis {
@@ -28,6 +29,7 @@ function shared(): Redis {
 after(async () => {
   if (!client) return;
   await deleteKeysUnder(client, prefix);
+  await deleteKeysUnder(client, slicedPrefix);
   await client.quit();
 });
 
@@ -37,7 +39,38 @@ if (haveRedis) {
     clock: new ManualClock(),
     cleanup: async () => {},
   }));
+  // The same contract with quota slices (sync_interval_ms): the store syncs after every call, so the
+  // counters a test uses hold slices from the second call on and most admissions are decided locally.
+  // The slice share is raised to a fifth of the limit so that the suite's small limits get slices.
+  limitStoreContract('RedisLimitStore with quota slices (LimitStore contract, client time)', async () => {
+    const clock = new ManualClock();
+    const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, maxSliceFraction: 1, sliceCeiling: 1, clock: () => clock.nowMs() });
+    return { store: syncingAfterEveryCall(store), clock, cleanup: () => store.close() };
+  });
 } else describe('RedisLimitStore (LimitStore contract, client time)', { skip: 'no Redis' }, () => {});
+
+/**
+ * The store, syncing with Redis before and after each acquire and settle (as if sync_interval_ms were
+ * ~0: the tests move the clock between calls, and local estimates are as old as the last sync).
+ */
+function syncingAfterEveryCall(store: RedisLimitStore): LimitStore {
+  return {
+    kind: store.kind,
+    acquire: async (input) => {
+      await store.sync();
+      const r = await store.acquire(input);
+      await store.sync();
+      return r;
+    },
+    settle: async (input) => {
+      await store.sync();
+      await store.settle(input);
+      await store.sync();
+    },
+    renewLeases: (nowMs, keys, leaseId, ttl) => store.renewLeases(nowMs, keys, leaseId, ttl),
+    close: () => store.close(),
+  };
+}
 
 /** A seeded PRNG (mulberry32), so a failing differential run can be replayed. */
 function rng(seed: number): () => number {
@@ -51,14 +84,22 @@ function rng(seed: number): () => number {
 
 describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
   let redis: RedisLimitStore;
+  let plainStore: RedisLimitStore;
   before(() => {
-    redis = new RedisLimitStore({ client: shared(), keyPrefix: prefix, timeMode: 'client', commandTimeoutMs: 2_000 });
+    redis = plainStore = new RedisLimitStore({ client: shared(), keyPrefix: prefix, timeMode: 'client', commandTimeoutMs: 2_000 });
   });
 
-  for (const seed of [1, 2, 3]) {
-    it(`decides exactly as MemoryLimitStore over a random mix of operations (seed ${seed})`, async () => {
+  for (const [seed, sliced] of [[1, false], [2, false], [3, false], [4, true], [5, true], [6, true]] as const) {
+    it(`decides exactly as MemoryLimitStore over a random mix of operations (seed ${seed}${sliced ? ', quota slices' : ''})`, async () => {
       const rand = rng(seed);
       const clock = new ManualClock(1_700_000_000_000 + seed * 7_919);
+      // With slices: as large as allowed, and a sync after every call, so most decisions are local.
+      const slicedStore = sliced ? new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, maxSliceFraction: 1, sliceCeiling: 1, clock: () => clock.nowMs() }) : undefined;
+      const redis = slicedStore ? syncingAfterEveryCall(slicedStore) : plainStore;
+      // A pool member's TTL runs from its grant, not from the admission that borrows it (it is lent
+      // with at least half its TTL left, and renewed from then on): leases that are never renewed
+      // expire earlier than the memory store's. The sliced runs use leases that never lapse.
+      const ttl = sliced ? 100_000_000 : 3_000;
       const memory = new MemoryLimitStore();
       const tag = `diff-${seed}-${Date.now()}`;
       const windows = [1_000, 7_777, 60_000];
@@ -66,7 +107,7 @@ describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
       for (const algorithm of ['sliding_window', 'fixed_window', 'token_bucket', 'concurrency'] as Algorithm[])
         for (let i = 0; i < 3; i++) {
           const windowMs = algorithm === 'concurrency' ? 0 : windows[i]!;
-          counters.push({ key: `named:${tag}-${i}:${algorithm}:${windowMs}|s`, algorithm, limit: [3, 10, 97][i]!, windowMs, cost: 1, shadow: i === 2 && algorithm !== 'concurrency' && rand() < 0.3 });
+          counters.push({ key: `named:${tag}-${i}:${algorithm}:${windowMs}|s`, algorithm, limit: (sliced ? [3, 6, 12] : [3, 10, 97])[i]!, windowMs, cost: 1, shadow: i === 2 && algorithm !== 'concurrency' && rand() < 0.3 });
         }
       const admissions: { atMs: number; picked: CounterRequest[]; leaseId: string }[] = [];
       const both = async <T>(f: (s: LimitStore) => Promise<T>): Promise<[T, T]> => [await f(memory), await f(redis)];
@@ -81,14 +122,17 @@ describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
         return k * step + offset + [0, 0, -1, 1][Math.floor(rand() * 4)]!;
       };
       for (let step = 0; step < 500; step++) {
-        const target = rand() < 0.5 ? clock.nowMs() + Math.floor(rand() ** 3 * 5_000) : nextEdge(clock.nowMs());
+        const target = rand() < 0.5 ? clock.nowMs() + Math.floor(rand() ** 3 * (sliced ? 500 : 5_000)) : nextEdge(clock.nowMs());
         clock.advance(Math.max(0, target - clock.nowMs()));
         const now = clock.nowMs();
         const r = rand();
         if (r < 0.7 || admissions.length === 0) {
-          const picked = counters.filter(() => rand() < 0.35).map((c) => ({ ...c, cost: c.algorithm === 'concurrency' ? 1 : Math.floor(rand() * (c.limit / 2 + 1)) }));
+          // Slices cover small costs: the sliced runs use 0-2 units per counter, and fewer counters.
+          const picked = counters
+            .filter(() => rand() < (sliced ? 0.2 : 0.35))
+            .map((c) => ({ ...c, cost: c.algorithm === 'concurrency' ? 1 : Math.floor(rand() * (sliced ? 3 : c.limit / 2 + 1)) }));
           const leaseId = `lease-${step}`;
-          const [m, x] = await both((s) => s.acquire({ nowMs: now, counters: picked, leaseId, leaseTtlMs: 3_000 }));
+          const [m, x] = await both((s) => s.acquire({ nowMs: now, counters: picked, leaseId, leaseTtlMs: ttl }));
           assert.deepEqual(x, m, `acquire at step ${step}`);
           seen[m.admitted ? 'admitted' : 'refused']++;
           if (m.admitted) admissions.push({ atMs: m.atMs, picked, leaseId });
@@ -102,10 +146,14 @@ describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
         } else {
           const a = admissions[Math.floor(rand() * admissions.length)]!;
           const leaseKeys = a.picked.filter((c) => c.algorithm === 'concurrency').map((c) => c.key);
-          await both((s) => s.renewLeases(now, leaseKeys, a.leaseId, 3_000));
+          await both((s) => s.renewLeases(now, leaseKeys, a.leaseId, ttl));
         }
       }
-      assert.ok(seen.admitted > 50 && seen.refused > 50, `a mix of admissions and refusals: ${JSON.stringify(seen)}`);
+      assert.ok(seen.admitted > 50 && seen.refused > (sliced ? 15 : 50), `a mix of admissions and refusals: ${JSON.stringify(seen)}`);
+      if (slicedStore) {
+        assert.ok(slicedStore.admissions.local + slicedStore.admissions.partial > 30, `slices decided admissions: ${JSON.stringify(slicedStore.admissions)}`);
+        await slicedStore.close();
+      }
     });
   }
 
@@ -156,7 +204,7 @@ describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
 describe('RedisLimitStore with batched settlements (sync_interval_ms)', { skip: !haveRedis }, () => {
   it('queues token settlements, sends them together, and applies them exactly as one by one', async () => {
     const clock = new ManualClock();
-    const batched = new RedisLimitStore({ client: shared(), keyPrefix: `${prefix}batch:`, timeMode: 'client', commandTimeoutMs: 2_000, settleBatchMs: 60_000 });
+    const batched = new RedisLimitStore({ client: shared(), keyPrefix: `${prefix}batch:`, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
     const counter = (key: string): CounterRequest => ({ key, algorithm: 'sliding_window', limit: 1000, windowMs: 60_000, cost: 10, shadow: false });
     const now = clock.nowMs();
     const a = await batched.acquire({ nowMs: now, counters: [counter('tpm|u1')], leaseId: '', leaseTtlMs: 1000 });
@@ -166,14 +214,14 @@ describe('RedisLimitStore with batched settlements (sync_interval_ms)', { skip: 
     // Queued, not yet written: the counter still shows the reservation only.
     const before = await batched.acquire({ nowMs: now, counters: [{ ...counter('tpm|u1'), cost: 0 }], leaseId: '', leaseTtlMs: 1000 });
     assert.equal(before.results[0]!.remaining, 990);
-    await batched.flushSettlements();
+    await batched.sync();
     const after = await batched.acquire({ nowMs: now, counters: [{ ...counter('tpm|u1'), cost: 0 }], leaseId: '', leaseTtlMs: 1000 });
     assert.equal(after.results[0]!.remaining, 690);
   });
 
   it('releases leases at once, never batched', async () => {
     const clock = new ManualClock();
-    const batched = new RedisLimitStore({ client: shared(), keyPrefix: `${prefix}batch2:`, timeMode: 'client', commandTimeoutMs: 2_000, settleBatchMs: 60_000 });
+    const batched = new RedisLimitStore({ client: shared(), keyPrefix: `${prefix}batch2:`, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
     const slot: CounterRequest = { key: 'par|u1', algorithm: 'concurrency', limit: 1, windowMs: 0, cost: 1, shadow: false };
     const now = clock.nowMs();
     const a = await batched.acquire({ nowMs: now, counters: [slot], leaseId: 'L1', leaseTtlMs: 30_000 });

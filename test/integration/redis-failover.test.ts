@@ -103,7 +103,7 @@ describe(NAME, { skip: !runnable }, () => {
     const lastLimiter = async (n: number) => (await eventually(() => events.events.length >= n && events.events[n - 1]!)).limiter;
     try {
       const startup = logs().find((l) => /^Limit store:/.test(l.msg));
-      assert.equal(startup?.msg, `Limit store: redis (redis://127.0.0.1:${server.port}/0, key prefix "${prefix}", local_fallback on, command timeout 200 ms, token settlements batched every 50 ms)`);
+      assert.equal(startup?.msg, `Limit store: redis (redis://127.0.0.1:${server.port}/0, key prefix "${prefix}", local_fallback on, command timeout 200 ms, synced every 50 ms)`);
       // The store is chosen at startup: a reload that changes it says so and keeps the running store.
       writeFileSync(configFile, config(server.url, `${prefix}other:`, true));
       const reloaded = await gw.reload();

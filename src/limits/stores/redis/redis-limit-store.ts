@@ -17,10 +17,11 @@
  * second round trip); nothing waits for a reconnection.
  */
 import type { Cluster, Redis } from 'ioredis';
-import type { AcquireInput, AcquireResult, CounterResult, LimitStore, SettleInput } from '../../store.ts';
+import type { AcquireInput, AcquireResult, CounterRequest, CounterResult, LimitStore, SettleInput } from '../../store.ts';
 import { LimitStoreUnavailableError } from '../../store.ts';
 import type { Algorithm } from '../../types.ts';
-import { ACQUIRE_LUA, RENEW_LUA, SETTLE_LUA } from './scripts.ts';
+import { ACQUIRE_LUA, RENEW_LUA, SETTLE_LUA, SYNC_LUA } from './scripts.ts';
+import { SliceTable, type SyncOp } from './slices.ts';
 
 export type RedisClient = Redis | Cluster;
 export type TimeMode = 'server' | 'client';
@@ -38,14 +39,21 @@ export interface RedisLimitStoreOptions {
   /** `close()` also closes the client (default false: the caller owns it). */
   ownsClient?: boolean;
   /**
-   * Token settlements without a lease to release are queued and sent together, as one pipelined
-   * round trip, at most this long after the first (`distributed_rate_limit.sync_interval_ms`).
-   * Trade-off: token counters may lag real usage by this long (request units and concurrency slots
-   * never do: they are taken at admission and released at once). 0 (default) sends each at once.
+   * `distributed_rate_limit.sync_interval_ms`. Above 0, the store syncs with Redis this often, in one
+   * script call: token settlements are queued and sent together (token counters may lag real usage by
+   * this long), and each counter this instance is busy on gets a quota slice, so that most admissions
+   * are decided locally without ever exceeding a limit (see slices.ts). 0 (default): every
+   * admission and settlement is its own Redis call.
    */
-  settleBatchMs?: number;
-  /** Called when a queued batch of settlements could not be written (they are dropped). */
-  onSettleFailure?: (err: Error, count: number) => void;
+  syncIntervalMs?: number;
+  /** Largest slice as a share of the limit (default 0.01; 0 turns slices off, keeping the batching). */
+  maxSliceFraction?: number;
+  /** Slices are only granted while the counter's usage, slice included, stays under this share of its limit (default 0.5). */
+  sliceCeiling?: number;
+  /** The local clock syncs are sent at in client time mode (default Date.now). */
+  clock?: () => number;
+  /** Called when a sync could not be written (its settlements are dropped). */
+  onSyncFailure?: (err: Error, operations: number) => void;
 }
 
 type Arg = string | number;
@@ -53,6 +61,7 @@ interface ScriptedClient {
   ktLimitAcquireV1(...args: Arg[]): Promise<unknown[]>;
   ktLimitSettleV1(...args: Arg[]): Promise<unknown>;
   ktLimitRenewV1(...args: Arg[]): Promise<unknown>;
+  ktLimitSyncV1(...args: Arg[]): Promise<unknown[]>;
 }
 
 const ALG_CODE: Record<Algorithm, string> = { sliding_window: 's', fixed_window: 'f', token_bucket: 'b', concurrency: 'c' };
@@ -63,7 +72,12 @@ function register(client: RedisClient): void {
   client.defineCommand('ktLimitAcquireV1', { lua: ACQUIRE_LUA });
   client.defineCommand('ktLimitSettleV1', { lua: SETTLE_LUA });
   client.defineCommand('ktLimitRenewV1', { lua: RENEW_LUA });
+  client.defineCommand('ktLimitSyncV1', { lua: SYNC_LUA });
   registered.add(client);
+}
+
+function pushOp(args: Arg[], o: SyncOp): void {
+  args.push(o.op, o.alg, o.limit, o.windowMs, o.x, o.y, o.z, o.t);
 }
 
 /** A Lua number string back to a JS number (normalising -0). */
@@ -81,10 +95,16 @@ export class RedisLimitStore implements LimitStore {
   readonly keyHead: string;
   private readonly scripted: ScriptedClient;
   private readonly ownsClient: boolean;
-  private readonly settleBatchMs: number;
-  private readonly onSettleFailure: ((err: Error, count: number) => void) | undefined;
-  private pending: Arg[][] = [];
-  private pendingTimer: NodeJS.Timeout | undefined;
+  private readonly syncIntervalMs: number;
+  private readonly onSyncFailure: ((err: Error, operations: number) => void) | undefined;
+  /** Local slices and queued work (present when syncIntervalMs > 0). */
+  private readonly slices: SliceTable | undefined;
+  private readonly localNow: () => number;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private leaseTtlMs = 30_000;
+  /** Admissions decided from local slices alone, and those that needed Redis (`kt_limiter_admissions_total`). */
+  readonly admissions = { local: 0, redis: 0, partial: 0 };
 
   constructor(options: RedisLimitStoreOptions) {
     this.client = options.client;
@@ -93,21 +113,73 @@ export class RedisLimitStore implements LimitStore {
     this.timeMode = options.timeMode ?? 'server';
     this.commandTimeoutMs = options.commandTimeoutMs ?? 250;
     this.ownsClient = options.ownsClient ?? false;
-    this.settleBatchMs = options.settleBatchMs ?? 0;
-    this.onSettleFailure = options.onSettleFailure;
+    this.syncIntervalMs = options.syncIntervalMs ?? 0;
+    this.onSyncFailure = options.onSyncFailure;
+    // Server time mode judges slices on a monotonic clock (offset to the server's measured per sync);
+    // client mode on the caller's clock, the same one its nowMs values come from.
+    this.localNow = this.timeMode === 'server' ? () => performance.timeOrigin + performance.now() : (options.clock ?? Date.now);
+    if (this.syncIntervalMs > 0) {
+      const tag = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+      this.slices = new SliceTable({ syncIntervalMs: this.syncIntervalMs, maxSliceFraction: options.maxSliceFraction ?? 0.01, ceilingFraction: options.sliceCeiling ?? 0.5 }, tag);
+    }
     register(this.client);
     this.scripted = this.client as unknown as ScriptedClient;
   }
 
   async acquire(input: AcquireInput): Promise<AcquireResult> {
+    const slices = this.slices;
+    if (!slices) return this.acquireInRedis(input);
+    // Counters covered by local slices take their cost here; the rest (if any) go to Redis in one call.
+    const counters = input.counters;
+    const n = counters.length;
+    const hold = slices.hold(counters, this.timeMode === 'server' ? this.localNow() : input.nowMs, input.leaseTtlMs);
+    this.armSync();
+    if (hold.count === n) {
+      this.admissions.local++;
+      const results: CounterResult[] = new Array(n);
+      slices.commit(hold, input.leaseId, results);
+      return { admitted: true, atMs: hold.now, results };
+    }
+    let rest = counters;
+    if (hold.count > 0) rest = counters.filter((_, i) => !hold.taken[i]);
+    let decided: AcquireResult;
+    try {
+      decided = await this.acquireInRedis({ ...input, counters: rest });
+    } catch (err) {
+      slices.rollback(hold);
+      throw err;
+    }
+    this.leaseTtlMs = input.leaseTtlMs;
+    this.admissions.redis++;
+    if (hold.count > 0) this.admissions.partial++;
+    slices.observe(rest, decided.results, decided.admitted, input.leaseTtlMs);
+    if (hold.count === 0) return decided;
+    // Merge: Redis's results for the counters it decided, the slices' for the others.
+    const results: CounterResult[] = new Array(n);
+    for (let i = 0, j = 0; i < n; i++) if (!hold.taken[i]) results[i] = decided.results[j++]!;
+    if (decided.admitted) {
+      slices.commit(hold, input.leaseId, results);
+      return { admitted: true, atMs: decided.atMs, results };
+    }
+    // Refused: nothing is taken; a covered counter fits, and has what it had.
+    slices.rollback(hold);
+    const now = this.timeMode === 'server' ? this.localNow() : input.nowMs;
+    for (let i = 0; i < n; i++) if (!results[i]) results[i] = slices.status(counters[i]!, now);
+    return { admitted: false, atMs: decided.atMs, results };
+  }
+
+  private async acquireInRedis(input: AcquireInput): Promise<AcquireResult> {
     const counters = input.counters;
     const n = counters.length;
     const args: Arg[] = [n];
     for (let i = 0; i < n; i++) args.push(this.keyHead + counters[i]!.key);
     args.push(this.now(input.nowMs), input.leaseId, input.leaseTtlMs);
+    const slices = this.slices;
     for (let i = 0; i < n; i++) {
       const c = counters[i]!;
-      args.push(ALG_CODE[c.algorithm], c.limit, c.windowMs, c.cost, c.shadow ? 1 : 0);
+      // This instance's leftover units of the counter go back first, so Redis decides on real usage.
+      const back = slices?.takeUnspent(c.key);
+      args.push(ALG_CODE[c.algorithm], c.limit, c.windowMs, c.cost, c.shadow ? 1 : 0, back ? back.units : 0, back ? back.at : 0);
     }
     const reply = await this.call('acquire', () => this.scripted.ktLimitAcquireV1(...args));
     const results: CounterResult[] = new Array(n);
@@ -120,6 +192,22 @@ export class RedisLimitStore implements LimitStore {
   }
 
   async settle(input: SettleInput): Promise<void> {
+    const slices = this.slices;
+    if (slices) {
+      // Token corrections ride the next sync; leases are released at once (locally when they are
+      // pool members, else in Redis right now), so a slot never waits for a sync to come back.
+      slices.adjust(input.adjustments, input.atMs);
+      this.armSync();
+      const local = slices.localLeases(input.leaseId);
+      slices.release(input.leaseId);
+      const leaseKeys = local ? input.leaseKeys.filter((k) => !local.some((l) => l.key === k)) : input.leaseKeys;
+      if (leaseKeys.length) await this.settleNow({ ...input, adjustments: [], leaseKeys });
+      return;
+    }
+    await this.settleNow(input);
+  }
+
+  private async settleNow(input: SettleInput): Promise<void> {
     const adj = input.adjustments;
     const keys: string[] = [];
     for (const a of adj) keys.push(this.keyHead + a.key);
@@ -127,35 +215,64 @@ export class RedisLimitStore implements LimitStore {
     if (!keys.length) return;
     const args: Arg[] = [keys.length, ...keys, this.now(input.nowMs), input.atMs, input.leaseId, adj.length];
     for (const a of adj) args.push(ALG_CODE[a.algorithm], a.windowMs, a.limit, a.delta);
-    if (this.settleBatchMs > 0 && input.leaseKeys.length === 0) {
-      this.pending.push(args);
-      if (this.pending.length >= 256) void this.flushSettlements();
-      else if (!this.pendingTimer) this.pendingTimer = setTimeout(() => void this.flushSettlements(), this.settleBatchMs).unref();
-      return;
-    }
     await this.call('settle', () => this.scripted.ktLimitSettleV1(...args));
   }
 
-  /** Sends every queued settlement now, in one pipelined round trip. */
-  async flushSettlements(): Promise<void> {
-    if (this.pendingTimer) clearTimeout(this.pendingTimer);
-    this.pendingTimer = undefined;
-    const batch = this.pending;
-    if (!batch.length) return;
-    this.pending = [];
-    const pipeline = this.client.pipeline() as unknown as ScriptedClient & { exec(): Promise<[Error | null, unknown][] | null> };
-    for (const args of batch) pipeline.ktLimitSettleV1(...args);
-    try {
-      const results = await this.call('settle batch', () => pipeline.exec());
-      const failed = (results ?? []).find(([err]) => err)?.[0];
-      if (failed) throw failed;
-    } catch (err) {
-      this.onSettleFailure?.(err as Error, batch.length);
-    }
+  /**
+   * Sends everything queued and refreshes every slice, in one script call; with `final`, gives every
+   * slice and free pool member back instead. One sync runs at a time (a call during one waits for it).
+   */
+  async sync(final = false): Promise<void> {
+    const slices = this.slices;
+    if (!slices) return;
+    while (this.syncing) await this.syncing;
+    const sentAt = this.localNow();
+    const plan = slices.plan(sentAt, final);
+    if (!plan.ops.length) return;
+    const run = async () => {
+      const ops = plan.ops;
+      const args: Arg[] = [ops.length];
+      for (const o of ops) args.push(this.keyHead + o.key);
+      args.push(this.timeMode === 'server' ? 'server' : sentAt, this.leaseTtlMs);
+      for (const o of ops) pushOp(args, o);
+      try {
+        plan.apply(await this.call('sync', () => this.scripted.ktLimitSyncV1(...args)), sentAt);
+      } catch (err) {
+        plan.fail();
+        this.onSyncFailure?.(err as Error, ops.length);
+      }
+    };
+    this.syncing = run().finally(() => {
+      this.syncing = undefined;
+    });
+    await this.syncing;
+  }
+
+  /** Keeps the sync timer running while anything is held or queued. */
+  private armSync(): void {
+    if (this.syncTimer) return;
+    this.syncTimer = setInterval(() => {
+      if (this.syncing) return;
+      void this.sync().then(() => {
+        if (this.slices!.empty && this.syncTimer) {
+          clearInterval(this.syncTimer);
+          this.syncTimer = undefined;
+        }
+      });
+    }, this.syncIntervalMs);
+    this.syncTimer.unref();
   }
 
   async renewLeases(nowMs: number, leaseKeys: readonly string[], leaseId: string, leaseTtlMs: number): Promise<void> {
     if (!leaseKeys.length) return;
+    const local = this.slices?.localLeases(leaseId);
+    if (local) {
+      // Sent now rather than with the next sync: a member must not outlive its TTL waiting for one.
+      this.slices!.renew(leaseId, leaseTtlMs);
+      await this.sync();
+      leaseKeys = leaseKeys.filter((k) => !local.some((l) => l.key === k));
+      if (!leaseKeys.length) return;
+    }
     const args: Arg[] = [leaseKeys.length, ...leaseKeys.map((k) => this.keyHead + k), this.now(nowMs), leaseId, leaseTtlMs];
     await this.call('renew', () => this.scripted.ktLimitRenewV1(...args));
   }
@@ -166,7 +283,9 @@ export class RedisLimitStore implements LimitStore {
   }
 
   async close(): Promise<void> {
-    await this.flushSettlements();
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.syncTimer = undefined;
+    if (this.client.status === 'ready') await this.sync(true);
     if (!this.ownsClient) return;
     if (this.client.status !== 'ready') {
       this.client.disconnect();

@@ -206,8 +206,10 @@ export const ACQUIRE_LUA = `
 -- KEYS[i]: the key of counter i (n = #KEYS counters, all sharing one hash tag).
 -- ARGV[1]: nowMs, or "server" to use the Redis server's TIME.
 -- ARGV[2]: leaseId (recorded in every concurrency counter on admission); ARGV[3]: leaseTtlMs.
--- ARGV[4 + 5(i-1) .. 8 + 5(i-1)] for counter i: algorithm (s sliding_window, f fixed_window,
---   b token_bucket, c concurrency), limit, windowMs, cost, shadow (1|0).
+-- ARGV[4 + 7(i-1) .. 10 + 7(i-1)] for counter i: algorithm (s sliding_window, f fixed_window,
+--   b token_bucket, c concurrency), limit, windowMs, cost, shadow (1|0), then what this instance gives
+--   back before anything is decided: unspent slice units (s|f) and the time of their window, or the
+--   number of free pool members (c) and their names, space-separated; 0 and 0 when nothing.
 ${BASE}${WINDOWS}
 local now = clockOf(ARGV[1])
 local leaseId, leaseTtl = ARGV[2], tonumber(ARGV[3])
@@ -215,17 +217,23 @@ local n = #KEYS
 local algs, limits, windows, costs, used, states = {}, {}, {}, {}, {}, {}
 local admitted = true
 for i = 1, n do
-  local b = 3 + (i - 1) * 5
+  local b = 3 + (i - 1) * 7
   local key, alg = KEYS[i], ARGV[b + 1]
   local limit, w, cost, shadow = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), ARGV[b + 5] == '1'
+  local back = tonumber(ARGV[b + 6])
   algs[i], limits[i], windows[i], costs[i] = alg, limit, w, cost
   local u
   if alg == 'c' then
+    if back > 0 then for name in string.gmatch(ARGV[b + 7], '%S+') do redis.call('ZREM', key, name) end end
     redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
     u = redis.call('ZCARD', key)
   else
     local st = states[key]
     if st == nil then st = load(key, alg, w); states[key] = st end
+    if back > 0 then
+      if alg == 's' and #st.qs > 0 then slAdd(st, tonumber(ARGV[b + 7]), w, -back)
+      elseif alg == 'f' and st.s ~= nil then fxAdd(st, tonumber(ARGV[b + 7]), w, -back) end
+    end
     if alg == 's' then u = slPrune(st, now, w) elseif alg == 'f' then u = fxPrune(st, now, w) else u = tbPrune(st, now, w, limit) end
   end
   used[i] = u
@@ -309,4 +317,84 @@ for i = 1, #KEYS do
   end
 end
 return 1
+`;
+
+/**
+ * sync: everything an instance has queued since its last sync, in one atomic call (see slices.ts):
+ * token adjustments, slice returns, lease releases and renewals, and new slices. Entries run in order.
+ * Returns [nowMs, then per grant entry (g or p): used before the grant, resetAtMs, granted].
+ */
+export const SYNC_LUA = `
+-- KEYS[i]: the counter key of entry i (a key may appear in several entries).
+-- ARGV[1]: nowMs or "server"; ARGV[2]: leaseTtlMs of pool members.
+-- ARGV[3 + 8(i-1) .. 10 + 8(i-1)] for entry i: op, algorithm (s|f|b|c), limit, windowMs, x, y, z, t:
+--   a  adjust: add x units (negative gives back) booked at time y; a token bucket is charged now.
+--      A give-back to a counter with no state is moot.
+--   g  slice (s|f): give back z unspent units booked at time t, then take up to x units now, as long
+--      as the counter's usage stays at or under y.
+--   p  pool (c): remove the z members named in t (space-separated), then add up to x members named
+--      y..1, y..2, ... as long as the count stays at or under the limit field (the ceiling).
+--   r  release: remove member x.        n  renew: member x (if present) expires at now + y.
+-- Returns [nowMs, then per g or p entry: usage after the give-back and before the grant, resetAtMs
+-- at that point, units granted].
+${BASE}${WINDOWS}
+local now = clockOf(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local states, algs = {}, {}
+local out = { fmt(now) }
+local function state(key, alg, w)
+  local st = states[key]
+  if st == nil then st = load(key, alg, w); states[key] = st; algs[key] = alg end
+  return st
+end
+local function missing(st, alg)
+  return (alg == 's' and #st.qs == 0) or (alg == 'f' and st.s == nil) or (alg == 'b' and st.l == nil)
+end
+for i = 1, #KEYS do
+  local b = 2 + (i - 1) * 8
+  local key, op, alg = KEYS[i], ARGV[b + 1], ARGV[b + 2]
+  local limit, w = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  if op == 'a' then
+    local delta = tonumber(ARGV[b + 5])
+    local st = state(key, alg, w)
+    if delta ~= 0 and not (missing(st, alg) and delta < 0) then
+      if alg == 's' then slAdd(st, tonumber(ARGV[b + 6]), w, delta); slPrune(st, now, w)
+      elseif alg == 'f' then fxAdd(st, tonumber(ARGV[b + 6]), w, delta)
+      else tbAdd(st, now, w, delta, limit) end
+    end
+  elseif op == 'g' then
+    local want, ceiling, back = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
+    local st = state(key, alg, w)
+    if back > 0 and not missing(st, alg) then
+      if alg == 's' then slAdd(st, tonumber(ARGV[b + 8]), w, -back) else fxAdd(st, tonumber(ARGV[b + 8]), w, -back) end
+    end
+    local u, reset
+    if alg == 's' then u = slPrune(st, now, w); reset = slReset(st, now, w) else u = fxPrune(st, now, w); reset = fxReset(st, now, w) end
+    local g = math.max(0, math.min(want, math.floor(ceiling - u)))
+    if alg == 's' then slAdd(st, now, w, g) else fxAdd(st, now, w, g) end
+    out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = fmt(g)
+  elseif op == 'p' then
+    local want, name, back = tonumber(ARGV[b + 5]), ARGV[b + 6], tonumber(ARGV[b + 7])
+    if back > 0 then for m in string.gmatch(ARGV[b + 8], '%S+') do redis.call('ZREM', key, m) end end
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
+    local u = redis.call('ZCARD', key)
+    local g = math.max(0, math.min(want, limit - u))
+    if g > 0 then
+      local add = {}
+      for j = 1, g do add[#add + 1] = fmt(now + ttl); add[#add + 1] = name .. j end
+      redis.call('ZADD', key, unpack(add))
+      leaseExpiry(key, now)
+    end
+    out[#out + 1] = fmt(u); out[#out + 1] = fmt(now); out[#out + 1] = fmt(g)
+  elseif op == 'r' then
+    redis.call('ZREM', key, ARGV[b + 5])
+  elseif op == 'n' then
+    if redis.call('ZSCORE', key, ARGV[b + 5]) then
+      redis.call('ZADD', key, 'XX', fmt(now + tonumber(ARGV[b + 6])), ARGV[b + 5])
+      leaseExpiry(key, now)
+    end
+  end
+end
+for key, st in pairs(states) do save(key, algs[key], st, now) end
+return out
 `;

@@ -1,0 +1,462 @@
+/**
+ * Quota slices: what lets a Redis-backed gateway admit most requests without a Redis round trip,
+ * without ever letting a request past a limit.
+ *
+ * Every `sync_interval_ms`, one script call (SYNC_LUA) gives back what this instance still holds and
+ * takes, for each counter it is busy on, a fresh slice of units from the shared counter in Redis: the
+ * units are counted there at once, as if used, so every other instance sees them as taken. Until the
+ * next sync the instance admits from its slices; a counter a slice cannot cover goes to Redis as
+ * before, in the same single call for the admission (and with this instance's leftover units of that
+ * counter given back first, so Redis decides on real usage).
+ *
+ * Because a slice is taken before it is spent, Redis never counts less than the real usage: slices
+ * cannot cause overshoot. What they can cost is the opposite, a refusal at one instance while another
+ * still holds unspent units; that is kept small and short:
+ * - a slice is only granted while the counter's usage, slice included, stays at or under half its
+ *   limit, is at most 1 % of the limit (`maxSliceFraction`), and at most about twice what the
+ *   instance used of that counter in the last intervals; a limit too small for a slice of two
+ *   requests' cost gets none, so small limits are always decided in Redis, one request at a time;
+ * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`;
+ * - a window slice is only spent inside the window quantum (sliding) or window (fixed) it was counted
+ *   in, so a request is never counted earlier than its own time: every window still holds.
+ * Token buckets get no slices: unspent tokens could not be given back exactly (a refill in between may
+ * have been capped). Concurrency limits get pools: members added to the counter's sorted set in Redis,
+ * with the lease TTL (so a crashed instance's pool expires like its leases), that local requests
+ * occupy and free; a pool member held by a request is renewed like any lease.
+ *
+ * What the instance believes of a counter (usage, reset time: the response headers of a local
+ * admission) is what the last sync reported plus its own spending since: never older than one sync.
+ * The table also queues what the sync carries besides slices: token settlements (merged per counter
+ * and window quantum), lease releases and renewals of pool members held by long requests.
+ *
+ * Time: slices are judged in the Redis server's time, estimated as `now + offset`, where the offset is
+ * taken from each sync's reply against the local time the sync was *sent*. The estimate therefore runs
+ * ahead of the true server time (by up to one round trip), so a slice always stops early, never late.
+ */
+import type { AcquireResult, CounterAdjustment, CounterRequest, CounterResult } from '../../store.ts';
+import type { Algorithm } from '../../types.ts';
+import { quantumMs } from '../../algorithms/sliding-window.ts';
+
+/** One entry of the sync script: KEYS[i] and its eight ARGV (see SYNC_LUA). */
+export interface SyncOp {
+  key: string;
+  op: 'a' | 'g' | 'p' | 'r' | 'n';
+  alg: string;
+  limit: number;
+  windowMs: number;
+  x: number | string;
+  y: number | string;
+  z: number;
+  t: number | string;
+}
+
+export interface SliceOptions {
+  /** `sync_interval_ms`: a slice lives this long; queued work waits at most this long. */
+  syncIntervalMs: number;
+  /** Largest slice as a share of the limit (default 0.01). */
+  maxSliceFraction?: number;
+  /** Slices are only granted while usage (slice included) stays at or under this share (default 0.5). */
+  ceilingFraction?: number;
+}
+
+const ALG: Record<Algorithm, string> = { sliding_window: 's', fixed_window: 'f', token_bucket: 'b', concurrency: 'c' };
+
+/** A slice of one sliding or fixed window counter. */
+interface WindowSlice {
+  readonly key: string;
+  readonly algorithm: Algorithm;
+  limit: number;
+  windowMs: number;
+  /** Units counted in Redis and not yet spent here. */
+  units: number;
+  /** Server time the units were counted at (their quantum / window). */
+  anchor: number;
+  /** Server time (estimated) from which the units may no longer be spent. */
+  until: number;
+  /** The counter's usage without this instance's slice, at the last sync or Redis answer. */
+  base: number;
+  /** Units spent from the slice since. */
+  spent: number;
+  /** The counter's reset time at that point. */
+  resetAtMs: number;
+  /** Units this instance admitted on this counter since the last sync (slices and Redis path). */
+  demand: number;
+  /** `demand` of the interval before: slices are sized on the larger, so a quiet interval does not empty them. */
+  lastDemand: number;
+  /** Largest single cost seen: a slice smaller than two of them is not worth holding. */
+  maxCost: number;
+  idle: number;
+}
+
+interface PoolMember {
+  readonly name: string;
+  /** Server time at which Redis drops the member unless renewed. */
+  readonly expiresAt: number;
+  /** The lease TTL it was granted with: it only serves requests whose leases have the same. */
+  readonly ttl: number;
+}
+
+/** Concurrency slots held in Redis for local requests. */
+interface Pool {
+  readonly key: string;
+  limit: number;
+  free: PoolMember[];
+  busy: number;
+  /** Most requests in flight at once since the last sync, and in the interval before. */
+  peak: number;
+  lastPeak: number;
+  /** Requests in flight on the counter (all instances), as last reported plus local changes since. */
+  used: number;
+  idle: number;
+}
+
+interface LocalLease {
+  readonly key: string;
+  readonly member: PoolMember;
+}
+
+/** Costs taken from local slices for one admission, pending its decision (see SliceTable.hold). */
+export interface Hold {
+  readonly counters: readonly CounterRequest[];
+  /** Per counter: the slice or pool member that covers it, or undefined (Redis must). */
+  readonly taken: (WindowSlice | PoolMember | undefined)[];
+  /** Counters covered. */
+  readonly count: number;
+  /** Estimated server time of the hold. */
+  readonly now: number;
+}
+
+/** What a sync sends and how to apply its reply. */
+export interface SyncPlan {
+  readonly ops: SyncOp[];
+  /** Applies the script's reply (`[now, (used, reset, granted)...]`) given the local send time. */
+  apply(reply: readonly unknown[], sentAt: number): void;
+  /** The call failed: nothing was granted; releases are queued again (they are idempotent). */
+  fail(): void;
+}
+
+let poolSeq = 0;
+
+export class SliceTable {
+  private readonly maxFraction: number;
+  private readonly ceilingFraction: number;
+  private readonly slices = new Map<string, WindowSlice>();
+  private readonly pools = new Map<string, Pool>();
+  private readonly leases = new Map<string, LocalLease[]>();
+  /** Token adjustments, one per counter and quantum. */
+  private readonly adjustments = new Map<string, SyncOp>();
+  private releases: SyncOp[] = [];
+  private renewals: SyncOp[] = [];
+  /** Estimated server time minus local time (0 until the first sync; client time mode keeps 0). */
+  private offset = 0;
+  private leaseTtlMs = 30_000;
+  private readonly memberPrefix: string;
+
+  constructor(options: SliceOptions, instanceTag: string) {
+    this.maxFraction = options.maxSliceFraction ?? 0.01;
+    this.ceilingFraction = options.ceilingFraction ?? 0.5;
+    this.memberPrefix = `${instanceTag}:p`;
+  }
+
+  /** Nothing held, nothing queued: the sync timer may stop. */
+  get empty(): boolean {
+    return this.slices.size === 0 && this.pools.size === 0 && this.adjustments.size === 0 && this.releases.length === 0 && this.renewals.length === 0;
+  }
+
+  /**
+   * Takes, for each counter it can, the cost from a local slice or pool: all of them, or a part the
+   * caller completes in Redis (then `commit` or `rollback` the hold). Nothing is taken for a counter
+   * it cannot cover.
+   */
+  hold(counters: readonly CounterRequest[], localNow: number, leaseTtlMs: number): Hold {
+    const now = localNow + this.offset;
+    const n = counters.length;
+    const taken: (WindowSlice | PoolMember | undefined)[] = new Array(n);
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const c = counters[i]!;
+      if (c.algorithm === 'concurrency') {
+        const p = this.pools.get(c.key);
+        const m = p && p.limit === c.limit ? p.free.pop() : undefined;
+        if (!m) continue;
+        // A member is only lent while it has at least half its TTL left: the request's own renewals
+        // (every third of the TTL, sent with the next sync) keep it alive from there.
+        if (m.ttl === leaseTtlMs && m.expiresAt - now > leaseTtlMs / 2) {
+          taken[i] = m;
+          count++;
+        } else p!.free.push(m);
+        continue;
+      }
+      const s = this.slices.get(c.key);
+      // A cost of 0 still needs room, as in the store: a full counter refuses even that.
+      if (s && s.limit === c.limit && s.windowMs === c.windowMs && now < s.until && s.units >= c.cost && (c.cost > 0 || s.base + s.spent < c.limit)) {
+        s.units -= c.cost;
+        taken[i] = s;
+        count++;
+      }
+    }
+    return { counters, taken, count, now };
+  }
+
+  /** Gives a hold's units and members back (Redis refused the rest, or failed). */
+  rollback(h: Hold): void {
+    for (let i = 0; i < h.taken.length; i++) {
+      const t = h.taken[i];
+      if (!t) continue;
+      const c = h.counters[i]!;
+      if (c.algorithm === 'concurrency') this.pools.get(c.key)?.free.push(t as PoolMember);
+      else (t as WindowSlice).units += c.cost;
+    }
+  }
+
+  /**
+   * Makes a hold an admission: fills `results` for the counters it covers (the others are Redis's)
+   * and records its pool members under `leaseId`.
+   */
+  commit(h: Hold, leaseId: string, results: CounterResult[]): void {
+    let held: LocalLease[] | undefined;
+    for (let i = 0; i < h.taken.length; i++) {
+      const t = h.taken[i];
+      if (!t) continue;
+      const c = h.counters[i]!;
+      if (c.algorithm === 'concurrency') {
+        const p = this.pools.get(c.key)!;
+        p.busy++;
+        if (p.busy > p.peak) p.peak = p.busy;
+        p.used++;
+        (held ??= []).push({ key: c.key, member: t as PoolMember });
+        results[i] = { remaining: Math.max(0, c.limit - p.used), resetAtMs: h.now, retryAfterMs: 0, fits: true };
+      } else {
+        const s = t as WindowSlice;
+        s.spent += c.cost;
+        s.demand += c.cost;
+        results[i] = { remaining: Math.max(0, c.limit - s.base - s.spent), resetAtMs: resetOf(s, h.now), retryAfterMs: 0, fits: true };
+      }
+    }
+    if (held) this.leases.set(leaseId, held);
+  }
+
+  /** What this instance knows of a counter it holds a slice or pool of, without taking anything. */
+  status(c: CounterRequest, localNow: number): CounterResult {
+    const now = localNow + this.offset;
+    const s = this.slices.get(c.key);
+    if (s) return { remaining: Math.max(0, c.limit - s.base - s.spent), resetAtMs: resetOf(s, now), retryAfterMs: 0, fits: true };
+    const p = this.pools.get(c.key);
+    return { remaining: Math.max(0, c.limit - (p ? p.used : 0)), resetAtMs: now, retryAfterMs: 0, fits: true };
+  }
+
+  /**
+   * Hands over the unspent units of a window slice (zeroing it) or a pool's free members (their names
+   * in `at`), for the caller to give back in its Redis call; null when there are none. The slice or
+   * pool stays, so it is refilled at the next sync.
+   */
+  takeUnspent(key: string): { units: number; at: number | string } | null {
+    const s = this.slices.get(key);
+    if (s) {
+      if (s.units === 0) return null;
+      const units = s.units;
+      s.units = 0;
+      return { units, at: s.anchor };
+    }
+    const p = this.pools.get(key);
+    if (!p || !p.free.length) return null;
+    const names = p.free.map((m) => m.name).join(' ');
+    const units = p.free.length;
+    p.free = [];
+    return { units, at: names };
+  }
+
+  /**
+   * An admission Redis decided, after this instance's leftovers of those counters were given back:
+   * its answer is the counters' real usage, and its costs are demand the next sync sizes slices for.
+   */
+  observe(counters: readonly CounterRequest[], results: readonly CounterResult[], admitted: boolean, leaseTtlMs: number): void {
+    this.leaseTtlMs = leaseTtlMs;
+    for (let i = 0; i < counters.length; i++) {
+      const c = counters[i]!;
+      const r = results[i]!;
+      if (c.algorithm === 'token_bucket') continue;
+      if (c.algorithm === 'concurrency') {
+        let p = this.pools.get(c.key);
+        if (!p && !admitted) continue;
+        if (!p) {
+          p = { key: c.key, limit: c.limit, free: [], busy: 0, peak: 0, lastPeak: 0, used: 0, idle: 0 };
+          this.pools.set(c.key, p);
+        }
+        p.limit = c.limit;
+        p.used = c.limit - r.remaining;
+        // A Redis-path lease is not the pool's, but it shows how many run at once here.
+        if (admitted) p.peak = Math.max(p.peak, p.busy + 1);
+        continue;
+      }
+      let s = this.slices.get(c.key);
+      if (!s && !admitted) continue;
+      if (!s) {
+        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastDemand: 0, maxCost: 0, idle: 0 };
+        this.slices.set(c.key, s);
+      }
+      if (s.limit !== c.limit || s.windowMs !== c.windowMs) {
+        // The definition changed (reload): the old slice goes back; the next sync grants a new one.
+        this.giveBack(s);
+        s.limit = c.limit;
+        s.windowMs = c.windowMs;
+      }
+      s.base = c.limit - r.remaining - s.units;
+      s.spent = 0;
+      s.resetAtMs = r.resetAtMs;
+      if (admitted) {
+        s.demand += c.cost;
+        if (c.cost > s.maxCost) s.maxCost = c.cost;
+      }
+    }
+  }
+
+  /** Releases a request's pool members (the rest of its leases, if any, are Redis's). */
+  release(leaseId: string): void {
+    const held = this.leases.get(leaseId);
+    if (!held) return;
+    this.leases.delete(leaseId);
+    for (const { key, member } of held) {
+      const p = this.pools.get(key);
+      if (p) {
+        p.busy--;
+        p.used--;
+        p.free.push(member);
+      } else this.releases.push(memberOp('r', key, member.name));
+    }
+  }
+
+  /** The pool members a request holds, by counter key (undefined: none). */
+  localLeases(leaseId: string): readonly LocalLease[] | undefined {
+    return this.leases.get(leaseId);
+  }
+
+  /** Queues renewals of a request's pool members (the store sends them at once). */
+  renew(leaseId: string, leaseTtlMs: number): void {
+    for (const { key, member } of this.leases.get(leaseId) ?? []) this.renewals.push({ ...memberOp('n', key, member.name), y: leaseTtlMs });
+  }
+
+  /** Queues token settlements, merged with others booked in the same counter quantum. */
+  adjust(adjustments: readonly CounterAdjustment[], atMs: number): void {
+    for (const a of adjustments) {
+      if (a.algorithm === 'concurrency' || a.delta === 0) continue;
+      let bucket: number;
+      if (a.algorithm === 'sliding_window') bucket = Math.floor(atMs / quantumMs(a.windowMs));
+      else if (a.algorithm === 'fixed_window') bucket = Math.floor(atMs / a.windowMs);
+      else bucket = 0; // a bucket is charged at the sync's time
+      const id = `${a.key}\u0000${bucket}`;
+      const op = this.adjustments.get(id);
+      if (op) op.x = (op.x as number) + a.delta;
+      else this.adjustments.set(id, { key: a.key, op: 'a', alg: ALG[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0 });
+    }
+  }
+
+  /**
+   * Everything to send now: queued work, then for every slice and pool its unspent units given back
+   * and a fresh grant sized on recent demand (`final`: give back only).
+   */
+  plan(localNow: number, final = false): SyncPlan {
+    const now = localNow + this.offset;
+    const ops: SyncOp[] = [...this.adjustments.values(), ...this.releases, ...this.renewals];
+    this.adjustments.clear();
+    const releases = this.releases;
+    this.releases = [];
+    this.renewals = [];
+    const grants: (WindowSlice | Pool)[] = [];
+    const names: string[] = [];
+
+    for (const s of this.slices.values()) {
+      const recent = Math.max(s.demand, s.lastDemand);
+      s.lastDemand = s.demand;
+      s.demand = 0;
+      const cap = Math.floor(s.limit * this.maxFraction);
+      let want = final ? 0 : Math.min(cap, Math.ceil(2 * recent + 2 * s.maxCost));
+      if (want < 2 * s.maxCost || recent === 0) want = 0;
+      if (want === 0 && s.units === 0) {
+        if (++s.idle >= 2) this.slices.delete(s.key);
+        continue;
+      }
+      s.idle = 0;
+      // Units of a window that is over go back to that window too: it is still counted in the next.
+      ops.push({ key: s.key, op: 'g', alg: ALG[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units, t: s.anchor });
+      s.units = 0; // given back by this sync: nothing is spent from it while the sync is under way
+      grants.push(s);
+    }
+
+    for (const p of this.pools.values()) {
+      const recent = Math.max(p.peak, p.lastPeak);
+      p.lastPeak = p.peak;
+      p.peak = p.busy;
+      const cap = Math.floor(p.limit * this.maxFraction);
+      const want = final || recent === 0 || cap < 2 ? 0 : Math.max(0, Math.min(cap, 2 * recent + 2) - p.busy);
+      if (want === 0 && p.free.length === 0) {
+        if (p.busy === 0 && ++p.idle >= 2) this.pools.delete(p.key);
+        continue;
+      }
+      p.idle = 0;
+      const naming = `${this.memberPrefix}${(++poolSeq).toString(36)}:`;
+      ops.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: naming, z: p.free.length, t: p.free.map((m) => m.name).join(' ') });
+      p.free = [];
+      grants.push(p);
+      names.push(naming);
+    }
+
+    return {
+      ops,
+      apply: (reply, sentAt) => {
+        const serverNow = Number(reply[0]);
+        this.offset = serverNow - sentAt;
+        for (let i = 0, k = 0; i < grants.length; i++) {
+          const g = grants[i]!;
+          const used = Number(reply[1 + i * 3]);
+          const reset = Number(reply[2 + i * 3]);
+          const granted = Number(reply[3 + i * 3]);
+          if ('free' in g) {
+            // Members freed while the sync was under way were still counted by Redis as in use.
+            g.used = used - g.free.length;
+            const naming = names[k++]!;
+            for (let j = 1; j <= granted; j++) g.free.push({ name: `${naming}${j}`, expiresAt: serverNow + this.leaseTtlMs, ttl: this.leaseTtlMs });
+            continue;
+          }
+          g.units = granted;
+          g.anchor = serverNow;
+          g.until = windowEnd(g, serverNow);
+          g.base = used;
+          g.spent = 0;
+          g.resetAtMs = reset;
+        }
+      },
+      fail: () => {
+        // What this sync gave back may or may not have reached Redis: it stays given back (at worst
+        // Redis counts it until its window or TTL ends, which refuses early, never late).
+        this.releases.push(...releases);
+      },
+    };
+  }
+
+  /** Queues a slice's unspent units to go back to the window they were counted in. */
+  private giveBack(s: WindowSlice): void {
+    if (s.units > 0) this.adjust([{ key: s.key, algorithm: s.algorithm, windowMs: s.windowMs, limit: s.limit, delta: -s.units }], s.anchor);
+    s.units = 0;
+    s.until = -Infinity;
+  }
+}
+
+function memberOp(op: 'r' | 'n', key: string, member: string): SyncOp {
+  return { key, op, alg: 'c', limit: 0, windowMs: 0, x: member, y: '', z: 0, t: 0 };
+}
+
+/** Server time from which units counted at `at` belong to a past quantum (sliding) or window (fixed). */
+function windowEnd(s: WindowSlice, at: number): number {
+  if (s.algorithm === 'sliding_window') {
+    const g = quantumMs(s.windowMs);
+    return (Math.floor(at / g) + 1) * g;
+  }
+  return (Math.floor(at / s.windowMs) + 1) * s.windowMs;
+}
+
+/** The counter's reset time as the store would report it: spending in the slice's window sets it. */
+function resetOf(s: WindowSlice, now: number): number {
+  if (s.spent > 0 && now < s.until) return s.algorithm === 'sliding_window' ? s.until + s.windowMs : s.until;
+  return s.base > 0 ? Math.max(now, s.resetAtMs) : now;
+}
