@@ -231,3 +231,70 @@ describe('RedisLimitStore with batched settlements (sync_interval_ms)', { skip: 
     assert.equal(b.admitted, true, 'the slot came back without a flush');
   });
 });
+
+describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, () => {
+  /** The units a sliding-window counter holds in Redis (every live quantum). */
+  async function unitsInRedis(store: RedisLimitStore, key: string): Promise<number> {
+    const fields = await shared().hvals(store.keyHead + key);
+    return fields.reduce((sum, v) => sum + Number(v), 0);
+  }
+
+  it('three instances never admit past the limit, and every unit is accounted for once they sync', async () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const stores = [0, 1, 2].map(() => new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() }));
+    const key = `named:spread-${Date.now()}:sliding_window:60000|s`;
+    const limit = 3_000; // 1 % slices of 30 units, granted while the counter is under 1500
+    const c: CounterRequest = { key, algorithm: 'sliding_window', limit, windowMs: 60_000, cost: 1, shadow: false };
+    let admitted = 0;
+    let refused = 0;
+    for (let step = 0; step < 4_000; step++) {
+      // Instances take turns unevenly; each syncs every 10 of its own admissions, time moves 5 ms a step.
+      const s = stores[step % 7 < 4 ? 0 : step % 7 < 6 ? 1 : 2]!;
+      const r = await s.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId: '', leaseTtlMs: 30_000 });
+      if (r.admitted) admitted++;
+      else refused++;
+      if (step % 10 === 0) await s.sync();
+      clock.advance(5);
+      // Redis counts every admitted unit (plus unspent slices) at every step: never less.
+      if (step % 97 === 0) assert.ok((await unitsInRedis(s, key)) >= admitted, `step ${step}: Redis holds at least what was admitted`);
+      assert.ok(admitted <= limit, `never more than the limit (step ${step})`);
+    }
+    const local = stores.reduce((n, s) => n + s.admissions.local, 0);
+    assert.equal(admitted, limit, `exactly the limit is admitted (${refused} refused)`);
+    assert.ok(local > 1_000, `most of the first half came from slices (${local} local admissions)`);
+    for (const s of stores) await s.close(); // gives every unspent unit back
+    assert.equal(await unitsInRedis(stores[0]!, key), admitted, 'after the final sync Redis holds exactly what was admitted');
+  });
+
+  it('concurrency pools: in-flight requests never exceed the limit across instances, and slots all come back', async () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const stores = [0, 1].map(() => new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() }));
+    const key = `named:pool-${Date.now()}:concurrency:0|s`;
+    const limit = 400; // pools of up to 4 members, granted while under 200 in flight
+    const c: CounterRequest = { key, algorithm: 'concurrency', limit, windowMs: 0, cost: 1, shadow: false };
+    const inFlight: { store: RedisLimitStore; leaseId: string; atMs: number }[] = [];
+    const rand = rng(42);
+    let seq = 0;
+    let maxInFlight = 0;
+    for (let step = 0; step < 3_000; step++) {
+      const store = stores[step % 2]!;
+      if (rand() < 0.6 || inFlight.length === 0) {
+        const leaseId = `L${++seq}`;
+        const r = await store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId, leaseTtlMs: 30_000 });
+        if (r.admitted) inFlight.push({ store, leaseId, atMs: r.atMs });
+      } else {
+        const t = inFlight.splice(Math.floor(rand() * inFlight.length), 1)[0]!;
+        await t.store.settle({ nowMs: clock.nowMs(), atMs: t.atMs, adjustments: [], leaseKeys: [key], leaseId: t.leaseId });
+      }
+      maxInFlight = Math.max(maxInFlight, inFlight.length);
+      assert.ok(inFlight.length <= limit, `never more than ${limit} in flight (step ${step})`);
+      if (step % 5 === 0) await store.sync();
+      clock.advance(2);
+    }
+    assert.equal(maxInFlight, limit, 'the limit was reached');
+    assert.ok(stores[0]!.admissions.local + stores[1]!.admissions.local > 50, 'pools admitted requests');
+    for (const t of inFlight.splice(0)) await t.store.settle({ nowMs: clock.nowMs(), atMs: t.atMs, adjustments: [], leaseKeys: [key], leaseId: t.leaseId });
+    for (const s of stores) await s.close();
+    assert.equal(await shared().zcard(stores[0]!.keyHead + key), 0, 'every slot and pool member came back');
+  });
+});

@@ -77,7 +77,7 @@ function register(client: RedisClient): void {
 }
 
 function pushOp(args: Arg[], o: SyncOp): void {
-  args.push(o.op, o.alg, o.limit, o.windowMs, o.x, o.y, o.z, o.t);
+  args.push(o.op, o.alg, o.limit, o.windowMs, o.x, o.y, o.z, o.t, o.h);
 }
 
 /** A Lua number string back to a JS number (normalising -0). */

@@ -327,11 +327,12 @@ return 1
 export const SYNC_LUA = `
 -- KEYS[i]: the counter key of entry i (a key may appear in several entries).
 -- ARGV[1]: nowMs or "server"; ARGV[2]: leaseTtlMs of pool members.
--- ARGV[3 + 8(i-1) .. 10 + 8(i-1)] for entry i: op, algorithm (s|f|b|c), limit, windowMs, x, y, z, t:
+-- ARGV[3 + 9(i-1) .. 11 + 9(i-1)] for entry i: op, algorithm (s|f|b|c), limit, windowMs, x, y, z, t, h:
 --   a  adjust: add x units (negative gives back) booked at time y; a token bucket is charged now.
 --      A give-back to a counter with no state is moot.
---   g  slice (s|f): give back z unspent units booked at time t, then take up to x units now, as long
---      as the counter's usage stays at or under y.
+--   g  slice (s|f): give back z unspent units booked at time t, keep h more there (the instance spends
+--      them while this call is under way), then take up to x units now as long as the counter's usage,
+--      kept units included, stays at or under y. Usage and reset are reported without the h units.
 --   p  pool (c): remove the z members named in t (space-separated), then add up to x members named
 --      y..1, y..2, ... as long as the count stays at or under the limit field (the ceiling).
 --   r  release: remove member x.        n  renew: member x (if present) expires at now + y.
@@ -351,7 +352,7 @@ local function missing(st, alg)
   return (alg == 's' and #st.qs == 0) or (alg == 'f' and st.s == nil) or (alg == 'b' and st.l == nil)
 end
 for i = 1, #KEYS do
-  local b = 2 + (i - 1) * 8
+  local b = 2 + (i - 1) * 9
   local key, op, alg = KEYS[i], ARGV[b + 1], ARGV[b + 2]
   local limit, w = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   if op == 'a' then
@@ -363,15 +364,15 @@ for i = 1, #KEYS do
       else tbAdd(st, now, w, delta, limit) end
     end
   elseif op == 'g' then
-    local want, ceiling, back = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
+    local want, ceiling, back, at, kept = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]), tonumber(ARGV[b + 9])
     local st = state(key, alg, w)
-    if back > 0 and not missing(st, alg) then
-      if alg == 's' then slAdd(st, tonumber(ARGV[b + 8]), w, -back) else fxAdd(st, tonumber(ARGV[b + 8]), w, -back) end
-    end
+    local add = alg == 's' and slAdd or fxAdd
+    if back + kept > 0 and not missing(st, alg) then add(st, at, w, -(back + kept)) end
     local u, reset
     if alg == 's' then u = slPrune(st, now, w); reset = slReset(st, now, w) else u = fxPrune(st, now, w); reset = fxReset(st, now, w) end
-    local g = math.max(0, math.min(want, math.floor(ceiling - u)))
-    if alg == 's' then slAdd(st, now, w, g) else fxAdd(st, now, w, g) end
+    if kept > 0 then add(st, at, w, kept) end
+    local g = math.max(0, math.min(want, math.floor(ceiling - u - kept)))
+    add(st, now, w, g)
     out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = fmt(g)
   elseif op == 'p' then
     local want, name, back = tonumber(ARGV[b + 5]), ARGV[b + 6], tonumber(ARGV[b + 7])

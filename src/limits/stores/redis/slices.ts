@@ -37,7 +37,7 @@ import type { AcquireResult, CounterAdjustment, CounterRequest, CounterResult } 
 import type { Algorithm } from '../../types.ts';
 import { quantumMs } from '../../algorithms/sliding-window.ts';
 
-/** One entry of the sync script: KEYS[i] and its eight ARGV (see SYNC_LUA). */
+/** One entry of the sync script: KEYS[i] and its nine ARGV (see SYNC_LUA). */
 export interface SyncOp {
   key: string;
   op: 'a' | 'g' | 'p' | 'r' | 'n';
@@ -48,6 +48,8 @@ export interface SyncOp {
   y: number | string;
   z: number;
   t: number | string;
+  /** Units kept (spendable during the sync), for g. */
+  h: number;
 }
 
 export interface SliceOptions {
@@ -347,7 +349,7 @@ export class SliceTable {
       const id = `${a.key}\u0000${bucket}`;
       const op = this.adjustments.get(id);
       if (op) op.x = (op.x as number) + a.delta;
-      else this.adjustments.set(id, { key: a.key, op: 'a', alg: ALG[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0 });
+      else this.adjustments.set(id, { key: a.key, op: 'a', alg: ALG[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0, h: 0 });
     }
   }
 
@@ -377,9 +379,13 @@ export class SliceTable {
         continue;
       }
       s.idle = 0;
-      // Units of a window that is over go back to that window too: it is still counted in the next.
-      ops.push({ key: s.key, op: 'g', alg: ALG[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units, t: s.anchor });
-      s.units = 0; // given back by this sync: nothing is spent from it while the sync is under way
+      // About one interval's demand stays spendable while the sync is under way (if its window is
+      // still current); the rest goes back to the window it was counted in.
+      const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
+      ops.push({ key: s.key, op: 'g', alg: ALG[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept, t: s.anchor, h: kept });
+      s.units = kept;
+      s.base += s.spent;
+      s.spent = 0;
       grants.push(s);
     }
 
@@ -388,15 +394,24 @@ export class SliceTable {
       p.lastPeak = p.peak;
       p.peak = p.busy;
       const cap = Math.floor(p.limit * this.maxFraction);
-      const want = final || recent === 0 || cap < 2 ? 0 : Math.max(0, Math.min(cap, 2 * recent + 2) - p.busy);
-      if (want === 0 && p.free.length === 0) {
+      const target = final || recent === 0 || cap < 2 ? 0 : Math.max(0, Math.min(cap, 2 * recent + 2) - p.busy);
+      // Free members stay (and stay usable while the sync is under way) unless they are past 40 % of
+      // their life or beyond the target: those go back, and new ones top the pool up.
+      const keep: PoolMember[] = [];
+      const back: string[] = [];
+      for (const m of p.free) {
+        if (keep.length < target && m.ttl === this.leaseTtlMs && m.expiresAt - now > 0.6 * m.ttl) keep.push(m);
+        else back.push(m.name);
+      }
+      p.free = keep;
+      const want = target - keep.length;
+      if (target === 0 && keep.length === 0 && back.length === 0) {
         if (p.busy === 0 && ++p.idle >= 2) this.pools.delete(p.key);
         continue;
       }
       p.idle = 0;
       const naming = `${this.memberPrefix}${(++poolSeq).toString(36)}:`;
-      ops.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: naming, z: p.free.length, t: p.free.map((m) => m.name).join(' ') });
-      p.free = [];
+      ops.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: naming, z: back.length, t: back.join(' '), h: 0 });
       grants.push(p);
       names.push(naming);
     }
@@ -412,17 +427,19 @@ export class SliceTable {
           const reset = Number(reply[2 + i * 3]);
           const granted = Number(reply[3 + i * 3]);
           if ('free' in g) {
-            // Members freed while the sync was under way were still counted by Redis as in use.
+            // Redis counted the free members as in use.
             g.used = used - g.free.length;
             const naming = names[k++]!;
             for (let j = 1; j <= granted; j++) g.free.push({ name: `${naming}${j}`, expiresAt: serverNow + this.leaseTtlMs, ttl: this.leaseTtlMs });
             continue;
           }
-          g.units = granted;
+          // What is left of the kept units joins the grant if the window is the same; else it goes back.
+          const until = windowEnd(g, serverNow);
+          if (until !== g.until) this.giveBack(g);
+          g.units += granted;
           g.anchor = serverNow;
-          g.until = windowEnd(g, serverNow);
-          g.base = used;
-          g.spent = 0;
+          g.until = until;
+          g.base = used; // without this instance's units: what it spent meanwhile stays in `spent`
           g.resetAtMs = reset;
         }
       },
@@ -443,7 +460,7 @@ export class SliceTable {
 }
 
 function memberOp(op: 'r' | 'n', key: string, member: string): SyncOp {
-  return { key, op, alg: 'c', limit: 0, windowMs: 0, x: member, y: '', z: 0, t: 0 };
+  return { key, op, alg: 'c', limit: 0, windowMs: 0, x: member, y: '', z: 0, t: 0, h: 0 };
 }
 
 /** Server time from which units counted at `at` belong to a past quantum (sliding) or window (fixed). */
