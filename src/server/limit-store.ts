@@ -51,6 +51,8 @@ export async function createLimiter(settings: DistributedRateLimitInput | undefi
   });
   const keyPrefix = settings.key_prefix ?? DEFAULT_KEY_PREFIX;
   const localFallback = settings.local_fallback ?? false;
+  let lastSyncWarning = -Infinity;
+  let syncFailures = 0;
   const primary = new RedisLimitStore({
     client,
     keyPrefix,
@@ -60,7 +62,13 @@ export async function createLimiter(settings: DistributedRateLimitInput | undefi
     syncIntervalMs: settings.sync_interval_ms ?? 50,
     onSyncFailure: (err, operations) => {
       deps.metrics.limiterFailures.inc();
-      deps.log.warn({ err: err.message, operations }, 'Redis sync failed: its token settlements were dropped and its slices not renewed');
+      // At most one line per 10 s: with Redis down, every sync_interval_ms would fail.
+      syncFailures++;
+      const now = deps.clock.nowMs();
+      if (now - lastSyncWarning < 10_000) return;
+      lastSyncWarning = now;
+      deps.log.warn({ err: err.message, operations, failures: syncFailures }, 'Redis sync failed: its token settlements were dropped and its slices not renewed');
+      syncFailures = 0;
     },
   });
   const store = new FallbackLimitStore({ primary, localFallback, metrics: deps.metrics, log: deps.log, clock: deps.clock });
