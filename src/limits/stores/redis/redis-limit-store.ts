@@ -19,9 +19,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { AcquireInput, AcquireResult, CounterRequest, CounterResult, LimitStore, SettleInput } from '../../store.ts';
 import { LimitStoreUnavailableError } from '../../store.ts';
-import type { Algorithm } from '../../types.ts';
 import { ACQUIRE_LUA, RENEW_LUA, SETTLE_LUA, SYNC_LUA } from './scripts.ts';
-import { SliceTable, type SyncOp } from './slices.ts';
+import { ALG_CODE, SliceTable, type SyncOp } from './slices.ts';
 
 export type RedisClient = Redis | Cluster;
 export type TimeMode = 'server' | 'client';
@@ -64,7 +63,6 @@ interface ScriptedClient {
   ktLimitSyncV1(...args: Arg[]): Promise<unknown[]>;
 }
 
-const ALG_CODE: Record<Algorithm, string> = { sliding_window: 's', fixed_window: 'f', token_bucket: 'b', concurrency: 'c' };
 const registered = new WeakSet<object>();
 
 function register(client: RedisClient): void {
@@ -120,7 +118,7 @@ export class RedisLimitStore implements LimitStore {
     this.localNow = this.timeMode === 'server' ? () => performance.timeOrigin + performance.now() : (options.clock ?? Date.now);
     if (this.syncIntervalMs > 0) {
       const tag = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-      this.slices = new SliceTable({ syncIntervalMs: this.syncIntervalMs, maxSliceFraction: options.maxSliceFraction ?? 0.01, ceilingFraction: options.sliceCeiling ?? 0.5 }, tag);
+      this.slices = new SliceTable({ maxSliceFraction: options.maxSliceFraction ?? 0.01, ceilingFraction: options.sliceCeiling ?? 0.5 }, tag);
     }
     register(this.client);
     this.scripted = this.client as unknown as ScriptedClient;
@@ -132,7 +130,7 @@ export class RedisLimitStore implements LimitStore {
     // Counters covered by local slices take their cost here; the rest (if any) go to Redis in one call.
     const counters = input.counters;
     const n = counters.length;
-    const hold = slices.hold(counters, this.timeMode === 'server' ? this.localNow() : input.nowMs, input.leaseTtlMs);
+    const hold = slices.hold(counters, this.slicesNow(input.nowMs), input.leaseTtlMs);
     this.armSync();
     if (hold.count === n) {
       this.admissions.local++;
@@ -163,7 +161,7 @@ export class RedisLimitStore implements LimitStore {
     }
     // Refused: nothing is taken; a covered counter fits, and has what it had.
     slices.rollback(hold);
-    const now = this.timeMode === 'server' ? this.localNow() : input.nowMs;
+    const now = this.slicesNow(input.nowMs);
     for (let i = 0; i < n; i++) if (!results[i]) results[i] = slices.status(counters[i]!, now);
     return { admitted: false, atMs: decided.atMs, results };
   }
@@ -293,6 +291,11 @@ export class RedisLimitStore implements LimitStore {
     }
     await Promise.race([this.client.quit().catch(() => undefined), new Promise((r) => setTimeout(r, this.commandTimeoutMs).unref())]);
     this.client.disconnect();
+  }
+
+  /** The local time slices are judged at: the monotonic clock in server mode, the caller's in client mode. */
+  private slicesNow(nowMs: number): number {
+    return this.timeMode === 'server' ? this.localNow() : nowMs;
   }
 
   private now(nowMs: number): Arg {

@@ -192,6 +192,18 @@ local function tbSave(key, st, now)
   end
 end
 
+-- A delta booked at 'at' (a bucket is charged at now, after its refill); a give-back to a counter
+-- with no state is moot.
+local function missing(st, alg)
+  return (alg == 's' and #st.qs == 0) or (alg == 'f' and st.s == nil) or (alg == 'b' and st.l == nil)
+end
+local function applyDelta(st, alg, at, now, w, delta, limit)
+  if delta == 0 or (delta < 0 and missing(st, alg)) then return end
+  if alg == 's' then slAdd(st, at, w, delta); slPrune(st, now, w)
+  elseif alg == 'f' then fxAdd(st, at, w, delta)
+  else tbAdd(st, now, w, delta, limit) end
+end
+
 local function save(key, alg, st, now)
   if alg == 's' then slSave(key, st, now) elseif alg == 'f' then fxSave(key, st, now) else tbSave(key, st, now) end
 end
@@ -230,10 +242,7 @@ for i = 1, n do
   else
     local st = states[key]
     if st == nil then st = load(key, alg, w); states[key] = st end
-    if back > 0 then
-      if alg == 's' and #st.qs > 0 then slAdd(st, tonumber(ARGV[b + 7]), w, -back)
-      elseif alg == 'f' and st.s ~= nil then fxAdd(st, tonumber(ARGV[b + 7]), w, -back) end
-    end
+    if back > 0 then applyDelta(st, alg, tonumber(ARGV[b + 7]), now, w, -back, limit) end
     if alg == 's' then u = slPrune(st, now, w) elseif alg == 'f' then u = fxPrune(st, now, w) else u = tbPrune(st, now, w, limit) end
   end
   used[i] = u
@@ -290,13 +299,8 @@ for i = 1, na do
   local w, limit, delta = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   if alg ~= 'c' and delta ~= 0 then
     local st = load(key, alg, w)
-    local missing = (alg == 's' and #st.qs == 0) or (alg == 'f' and st.s == nil) or (alg == 'b' and st.l == nil)
-    if not (missing and delta < 0) then
-      if alg == 's' then slAdd(st, at, w, delta); slPrune(st, now, w)
-      elseif alg == 'f' then fxAdd(st, at, w, delta)
-      else tbAdd(st, now, w, delta, limit) end
-      save(key, alg, st, now)
-    end
+    applyDelta(st, alg, at, now, w, delta, limit)
+    save(key, alg, st, now)
   end
 end
 for i = na + 1, #KEYS do redis.call('ZREM', KEYS[i], leaseId) end
@@ -348,26 +352,17 @@ local function state(key, alg, w)
   if st == nil then st = load(key, alg, w); states[key] = st; algs[key] = alg end
   return st
 end
-local function missing(st, alg)
-  return (alg == 's' and #st.qs == 0) or (alg == 'f' and st.s == nil) or (alg == 'b' and st.l == nil)
-end
 for i = 1, #KEYS do
   local b = 2 + (i - 1) * 9
   local key, op, alg = KEYS[i], ARGV[b + 1], ARGV[b + 2]
   local limit, w = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   if op == 'a' then
-    local delta = tonumber(ARGV[b + 5])
-    local st = state(key, alg, w)
-    if delta ~= 0 and not (missing(st, alg) and delta < 0) then
-      if alg == 's' then slAdd(st, tonumber(ARGV[b + 6]), w, delta); slPrune(st, now, w)
-      elseif alg == 'f' then fxAdd(st, tonumber(ARGV[b + 6]), w, delta)
-      else tbAdd(st, now, w, delta, limit) end
-    end
+    applyDelta(state(key, alg, w), alg, tonumber(ARGV[b + 6]), now, w, tonumber(ARGV[b + 5]), limit)
   elseif op == 'g' then
     local want, ceiling, back, at, kept = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]), tonumber(ARGV[b + 9])
     local st = state(key, alg, w)
     local add = alg == 's' and slAdd or fxAdd
-    if back + kept > 0 and not missing(st, alg) then add(st, at, w, -(back + kept)) end
+    applyDelta(st, alg, at, now, w, -(back + kept), limit)
     local u, reset
     if alg == 's' then u = slPrune(st, now, w); reset = slReset(st, now, w) else u = fxPrune(st, now, w); reset = fxReset(st, now, w) end
     if kept > 0 then add(st, at, w, kept) end

@@ -53,15 +53,14 @@ export interface SyncOp {
 }
 
 export interface SliceOptions {
-  /** `sync_interval_ms`: a slice lives this long; queued work waits at most this long. */
-  syncIntervalMs: number;
   /** Largest slice as a share of the limit (default 0.01). */
   maxSliceFraction?: number;
   /** Slices are only granted while usage (slice included) stays at or under this share (default 0.5). */
   ceilingFraction?: number;
 }
 
-const ALG: Record<Algorithm, string> = { sliding_window: 's', fixed_window: 'f', token_bucket: 'b', concurrency: 'c' };
+/** How the scripts name each algorithm. */
+export const ALG_CODE: Record<Algorithm, string> = { sliding_window: 's', fixed_window: 'f', token_bucket: 'b', concurrency: 'c' };
 
 /** A slice of one sliding or fixed window counter. */
 interface WindowSlice {
@@ -349,7 +348,7 @@ export class SliceTable {
       const id = `${a.key}\u0000${bucket}`;
       const op = this.adjustments.get(id);
       if (op) op.x = (op.x as number) + a.delta;
-      else this.adjustments.set(id, { key: a.key, op: 'a', alg: ALG[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0, h: 0 });
+      else this.adjustments.set(id, { key: a.key, op: 'a', alg: ALG_CODE[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0, h: 0 });
     }
   }
 
@@ -382,7 +381,7 @@ export class SliceTable {
       // About one interval's demand stays spendable while the sync is under way (if its window is
       // still current); the rest goes back to the window it was counted in.
       const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
-      ops.push({ key: s.key, op: 'g', alg: ALG[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept, t: s.anchor, h: kept });
+      ops.push({ key: s.key, op: 'g', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept, t: s.anchor, h: kept });
       s.units = kept;
       s.base += s.spent;
       s.spent = 0;
