@@ -13,6 +13,8 @@ export interface CompiledNamedLimit {
   readonly defs: readonly LimitDef[];
   readonly when: readonly CelProgram[];
   readonly counters: readonly CelProgram[];
+  /** Whether any of its expressions mentions `headers` (the header map is only built then). */
+  readonly readsHeaders: boolean;
 }
 
 /** `defaultWindowMs`: the window of rpm/tpm when the tier sets no window_seconds (distributed_rate_limit.window_ms, else 60 s). */
@@ -76,7 +78,9 @@ export function compileNamed(kind: 'token_limits' | 'request_limits', limits: Re
         shadow: l.reject_action === 'log_only',
       }),
     );
-    out.push(Object.freeze({ name, defs: Object.freeze(defs), when: Object.freeze(when), counters: Object.freeze(counters) }));
+    // Only limits whose CEL mentions `headers` get the request's header map (built per request).
+    const readsHeaders = [...(l.when ?? []).map((w) => w.predicate), ...(l.counters ?? []).map((x) => x.expression)].some((e) => /\bheaders\b/.test(e));
+    out.push(Object.freeze({ name, defs: Object.freeze(defs), when: Object.freeze(when), counters: Object.freeze(counters), readsHeaders }));
   }
   return out;
 }

@@ -91,6 +91,13 @@ export class LimitEngine {
     const leaseKeys: string[] = [];
     for (let i = 0; i < n; i++) {
       const p = planned[i]!;
+      const unit = p.unitRequest;
+      if (unit) {
+        costs[i] = 1;
+        counters[i] = unit;
+        if (unit.algorithm === 'concurrency') leaseKeys.push(p.key);
+        continue;
+      }
       const cost = costOf(p, reservation);
       costs[i] = cost;
       counters[i] = { key: p.key, algorithm: p.def.algorithm, limit: p.def.limit, windowMs: p.def.windowMs, cost, shadow: p.def.shadow };

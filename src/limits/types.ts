@@ -3,6 +3,8 @@
  * as a list of planned limits (definition + subject + cost), and leaves it as an admission or a denial.
  */
 
+import type { CounterRequest } from './store.ts';
+
 /** What a limit counts. */
 export type LimitUnit = 'requests' | 'total_tokens' | 'prompt_tokens' | 'completion_tokens' | 'concurrent_requests';
 
@@ -43,6 +45,8 @@ export interface PlannedLimit {
   readonly subject: string;
   /** Store key: `${def.id}|${subject}`. */
   readonly key: string;
+  /** For request and concurrency units (cost 1): the store request, built once with the plan. */
+  readonly unitRequest?: CounterRequest;
 }
 
 /** Token usage as the upstream reports it. */

@@ -4,6 +4,7 @@
  */
 import { KtError } from '../core/errors.ts';
 import type { Providers } from '../providers/registry.ts';
+import { CallSignal } from '../providers/types.ts';
 import { identify } from './stages/identify.ts';
 import type { Clock } from '../core/clock.ts';
 import type { ClientChannel, RequestContext } from './context.ts';
@@ -19,10 +20,10 @@ export async function listModels(ctx: RequestContext, client: ClientChannel, pro
     const set = new Set(ctx.config.targetByModel.keys());
     const catchAll = ctx.config.catchAll;
     if (catchAll) {
-      const ac = new AbortController();
-      const timer = setTimeout(() => ac.abort(), catchAll.timeoutMs).unref();
+      const signal = new CallSignal();
+      const timer = setTimeout(() => signal.abort(), catchAll.timeoutMs).unref();
       try {
-        const res = await providers.for(catchAll).call({ target: catchAll, path: '/models', method: 'GET', signal: ac.signal });
+        const res = await providers.for(catchAll).call({ target: catchAll, path: '/models', method: 'GET', signal });
         let text = '';
         for await (const c of res.body) text += typeof c === 'string' ? c : Buffer.from(c).toString('utf8');
         if (res.status < 400) for (const m of (JSON.parse(text) as { data?: { id?: string }[] }).data ?? []) if (m.id) set.add(m.id);

@@ -168,6 +168,28 @@ request_limits:
     assert.equal(n.json.error.details.limit, 'mini-cap');
   });
 
+  it('named CEL limits read request headers in predicates and counters', async () => {
+    const { send } = await gateway(`${mockTarget}request_limits:
+  per-tenant:
+    rates:
+      - limit: 2
+        window: 1m
+    when:
+      - predicate: request.headers["x-plan"] == "trial"
+    counters:
+      - expression: request.headers["x-tenant"]
+`);
+    const trial = (tenant: string) => ({ 'X-Plan': 'trial', 'X-Tenant': tenant });
+    assert.equal((await send('a', trial('acme'))).status, 200);
+    assert.equal((await send('a', trial('acme'))).status, 200);
+    const third = await send('a', trial('acme'));
+    assert.equal(third.status, 429);
+    assert.equal(third.json.error.details.limit, 'per-tenant');
+    assert.match(third.json.error.message, /counter acme/);
+    assert.equal((await send('a', trial('globex'))).status, 200, 'another tenant has its own counter');
+    assert.equal((await send('a', { 'X-Plan': 'paid', 'X-Tenant': 'acme' })).status, 200, 'the predicate reads the header');
+  });
+
   it('reset formats and the IETF RateLimit headers', async () => {
     const base = `${mockTarget}rate_limits:
   global:

@@ -5,12 +5,13 @@
 import { KtError } from '../../core/errors.ts';
 import type { LimitEngine, Admission } from '../../limits/engine.ts';
 import type { Denial, LimitDef, PlannedLimit, TokenReservation } from '../../limits/types.ts';
-import { plan } from '../../limits/plan.ts';
+import { planCacheFor } from '../../limits/plan.ts';
 import { evalCounter, evalPredicate, type CelContext } from '../../limits/cel.ts';
 import type { Identity, RequestContext } from '../context.ts';
 
 function planEach(out: PlannedLimit[], defs: readonly LimitDef[], subject: string): void {
-  for (let i = 0; i < defs.length; i++) out.push(plan(defs[i]!, subject));
+  const planned = planCacheFor(defs).get(subject);
+  for (let i = 0; i < planned.length; i++) out.push(planned[i]!);
 }
 
 /**
@@ -33,7 +34,7 @@ export function plannedFor(ctx: RequestContext): PlannedLimit[] {
   if (ctx.target!.planned.length) out.push(...ctx.target!.planned);
   if (c.tiers.global.length) out.push(...c.tiers.global);
   if (c.named.length) {
-    const cel = celContext(ctx);
+    const cel = celContext(ctx, c.named.some((n) => n.readsHeaders));
     for (const n of c.named) {
       let applies = true;
       for (const w of n.when) if (!evalPredicate(w, cel)) { applies = false; break; }
@@ -46,12 +47,11 @@ export function plannedFor(ctx: RequestContext): PlannedLimit[] {
   return out;
 }
 
-function celContext(ctx: RequestContext): CelContext {
+/** The CEL variables of a request; the header map is only built when an expression reads it. */
+function celContext(ctx: RequestContext, withHeaders: boolean): CelContext {
   const id = ctx.identity!;
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(ctx.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
   return {
-    request: { path: ctx.path, method: ctx.method, model: ctx.model ?? '', headers, body: ctx.body ?? {} },
+    request: { path: ctx.path, method: ctx.method, model: ctx.model ?? '', headers: withHeaders ? headerMap(ctx.headers) : NO_HEADERS, body: ctx.body ?? {} },
     auth: {
       identity: {
         userid: id.user ?? '',
@@ -63,6 +63,14 @@ function celContext(ctx: RequestContext): CelContext {
     },
     source: { ip: ctx.ip },
   };
+}
+
+const NO_HEADERS: Record<string, string> = Object.freeze({});
+
+function headerMap(raw: RequestContext['headers']): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  return headers;
 }
 
 /** Tokens reserved before the upstream answers: the prompt, plus max_tokens in strict mode. */

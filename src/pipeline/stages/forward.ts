@@ -8,7 +8,7 @@ import { KtError } from '../../core/errors.ts';
 import { countText } from '../../core/tokens.ts';
 import type { Usage } from '../../limits/types.ts';
 import type { ProviderAdapter, UpstreamResult } from '../../providers/types.ts';
-import { UpstreamFailure } from '../../providers/types.ts';
+import { CallSignal, UpstreamFailure } from '../../providers/types.ts';
 import { SseTap, normalizeUsage } from '../../providers/sse.ts';
 import type { ClientChannel, RequestContext } from '../context.ts';
 
@@ -33,7 +33,7 @@ function estimated(ctx: RequestContext, completion: number): Usage {
 
 /** Aborts on client disconnect, and on `timeoutMs` without progress (reset by `touch`). */
 class Watch {
-  readonly ac = new AbortController();
+  readonly signal = new CallSignal();
   private timer: NodeJS.Timeout | undefined;
   reason: 'timeout' | 'client' | null = null;
   constructor(
@@ -54,7 +54,12 @@ class Watch {
   private fire(reason: 'timeout' | 'client'): void {
     if (this.reason) return;
     this.reason = reason;
-    this.ac.abort(reason);
+    this.signal.abort(reason);
+  }
+  /** Stops the timer until the next `touch` (client disconnects still abort). */
+  pause(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
@@ -79,7 +84,7 @@ export async function forward(ctx: RequestContext, adapter: ProviderAdapter, cli
   const started = performance.now();
   let res: UpstreamResult;
   try {
-    res = await adapter.call({ target, path: route.upstreamPath, method: 'POST', body: payload, parsed: body, signal: watch.ac.signal });
+    res = await adapter.call({ target, path: route.upstreamPath, method: 'POST', body: payload, parsed: body, signal: watch.signal });
   } catch (err) {
     watch.stop();
     ctx.upstreamMs = performance.now() - started;
@@ -105,6 +110,11 @@ function clientGone(): KtError {
 }
 
 async function collect(res: UpstreamResult, watch: Watch, limit = Infinity): Promise<Buffer> {
+  if (res.whole && limit === Infinity) {
+    // The adapter's transport times out between chunks with the same timeout_ms as the watch.
+    watch.pause();
+    return res.whole();
+  }
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of res.body) {

@@ -3,24 +3,24 @@
  * `#mock` directives as `kt mock-upstream` (see generate.ts), including delays and hangs, so timeouts
  * and disconnects can be exercised without an upstream server.
  */
-import type { ProviderAdapter, UpstreamCall, UpstreamResult } from '../types.ts';
+import type { CallSignal, ProviderAdapter, UpstreamCall, UpstreamResult } from '../types.ts';
 import { UpstreamFailure } from '../types.ts';
 import { answer, errorBody, modelList, parseDirectives, streamEvents } from './generate.ts';
 import { systemClock, type Clock } from '../../core/clock.ts';
 
-function wait(ms: number, signal: AbortSignal): Promise<void> {
+function wait(ms: number, signal: CallSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new UpstreamFailure('aborted', 'aborted'));
     const t = ms === Infinity ? undefined : setTimeout(done, ms);
     function done() {
-      signal.removeEventListener('abort', onAbort);
+      signal.off('abort', onAbort);
       resolve();
     }
     function onAbort() {
       if (t) clearTimeout(t);
       reject(new UpstreamFailure('aborted', 'aborted'));
     }
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal.once('abort', onAbort);
   });
 }
 
@@ -52,7 +52,7 @@ export class MockProvider implements ProviderAdapter {
   }
 }
 
-async function* iterate(events: string[], signal: AbortSignal): AsyncIterable<string> {
+async function* iterate(events: string[], signal: CallSignal): AsyncIterable<string> {
   for (const e of events) {
     if (signal.aborted) throw new UpstreamFailure('aborted', 'aborted');
     yield e;

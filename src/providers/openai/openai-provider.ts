@@ -4,7 +4,7 @@
  * own credentials never reach the upstream.
  */
 import { Pool, errors } from 'undici';
-import type { ProviderAdapter, UpstreamCall, UpstreamResult } from '../types.ts';
+import type { CallSignal, ProviderAdapter, UpstreamCall, UpstreamResult } from '../types.ts';
 import { UpstreamFailure } from '../types.ts';
 
 export class OpenAIProvider implements ProviderAdapter {
@@ -36,7 +36,13 @@ export class OpenAIProvider implements ProviderAdapter {
         bodyTimeout: c.target.timeoutMs,
       });
       const ct = res.headers['content-type'];
-      return { status: res.statusCode, contentType: (Array.isArray(ct) ? ct[0] : ct) ?? 'application/json', body: timeoutAware(res.body) };
+      const body = res.body;
+      return {
+        status: res.statusCode,
+        contentType: (Array.isArray(ct) ? ct[0] : ct) ?? 'application/json',
+        body: timeoutAware(body),
+        whole: () => body.arrayBuffer().then((b) => Buffer.from(b), (err: unknown) => Promise.reject(bodyFailure(err))),
+      };
     } catch (err) {
       throw classify(err, c.signal);
     }
@@ -48,7 +54,7 @@ export class OpenAIProvider implements ProviderAdapter {
   }
 }
 
-export function classify(err: unknown, signal: AbortSignal): UpstreamFailure {
+export function classify(err: unknown, signal: CallSignal): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
   if (signal.aborted) return new UpstreamFailure('aborted', 'request aborted', { cause: err });
   if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) return new UpstreamFailure('timeout', 'upstream timed out', { cause: err });
@@ -63,9 +69,13 @@ async function* timeoutAware(body: AsyncIterable<Uint8Array>): AsyncIterable<Uin
   try {
     for await (const chunk of body) yield chunk;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'UND_ERR_BODY_TIMEOUT') throw new UpstreamFailure('timeout', 'upstream stopped sending (body timeout)', { cause: err });
-    if (code === 'UND_ERR_ABORTED' || (err as Error).name === 'AbortError') throw new UpstreamFailure('aborted', 'request aborted', { cause: err });
-    throw new UpstreamFailure('protocol', `upstream stream failed: ${(err as Error).message}`, { cause: err });
+    throw bodyFailure(err);
   }
+}
+
+function bodyFailure(err: unknown): UpstreamFailure {
+  const code = (err as { code?: string }).code;
+  if (code === 'UND_ERR_BODY_TIMEOUT') return new UpstreamFailure('timeout', 'upstream stopped sending (body timeout)', { cause: err });
+  if (code === 'UND_ERR_ABORTED' || (err as Error).name === 'AbortError') return new UpstreamFailure('aborted', 'request aborted', { cause: err });
+  return new UpstreamFailure('protocol', `upstream stream failed: ${(err as Error).message}`, { cause: err });
 }

@@ -144,8 +144,8 @@ export class SliceTable {
   private readonly slices = new Map<string, WindowSlice>();
   private readonly pools = new Map<string, Pool>();
   private readonly leases = new Map<string, LocalLease[]>();
-  /** Token adjustments, one per counter and quantum. */
-  private readonly adjustments = new Map<string, SyncOp>();
+  /** Token adjustments by counter key, one per quantum (window, for fixed windows). */
+  private readonly adjustments = new Map<string, { bucket: number; op: SyncOp }[]>();
   private releases: SyncOp[] = [];
   private renewals: SyncOp[] = [];
   /** Estimated server time minus local time (0 until the first sync; client time mode keeps 0). */
@@ -345,10 +345,11 @@ export class SliceTable {
       if (a.algorithm === 'sliding_window') bucket = Math.floor(atMs / quantumMs(a.windowMs));
       else if (a.algorithm === 'fixed_window') bucket = Math.floor(atMs / a.windowMs);
       else bucket = 0; // a bucket is charged at the sync's time
-      const id = `${a.key}\u0000${bucket}`;
-      const op = this.adjustments.get(id);
-      if (op) op.x = (op.x as number) + a.delta;
-      else this.adjustments.set(id, { key: a.key, op: 'a', alg: ALG_CODE[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0, h: 0 });
+      let queued = this.adjustments.get(a.key);
+      if (!queued) this.adjustments.set(a.key, (queued = []));
+      const same = queued.find((q) => q.bucket === bucket);
+      if (same) same.op.x = (same.op.x as number) + a.delta;
+      else queued.push({ bucket, op: { key: a.key, op: 'a', alg: ALG_CODE[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0, h: 0 } });
     }
   }
 
@@ -358,7 +359,9 @@ export class SliceTable {
    */
   plan(localNow: number, final = false): SyncPlan {
     const now = localNow + this.offset;
-    const ops: SyncOp[] = [...this.adjustments.values(), ...this.releases, ...this.renewals];
+    const ops: SyncOp[] = [];
+    for (const queued of this.adjustments.values()) for (const q of queued) ops.push(q.op);
+    ops.push(...this.releases, ...this.renewals);
     this.adjustments.clear();
     const releases = this.releases;
     this.releases = [];
