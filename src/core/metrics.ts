@@ -4,13 +4,41 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RequestContext } from '../pipeline/context.ts';
 
+/**
+ * Counts of a labelled counter kept as plain numbers on the request path and handed to prom-client
+ * when `/metrics` is scraped: prom-client hashes the label set on every increment, a cost the
+ * request path does not need to pay.
+ */
+class PendingCounts {
+  private readonly counts = new Map<string, { labels: Record<string, string>; n: number }>();
+
+  /** `counter` takes the increment directly once 10 000 label sets are pending. */
+  add(key: string, labels: () => Record<string, string>, n: number, counter: Counter<string>): void {
+    const c = this.counts.get(key);
+    if (c) c.n += n;
+    else if (this.counts.size < 10_000) this.counts.set(key, { labels: labels(), n });
+    else counter.inc(labels(), n);
+  }
+
+  flushInto(counter: Counter<string>): void {
+    for (const c of this.counts.values()) {
+      if (c.n === 0) continue;
+      counter.inc(c.labels, c.n);
+      c.n = 0;
+    }
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
-  private readonly requests = new Counter({
+  private readonly pendingRequests = new PendingCounts();
+  private readonly pendingTokens = new PendingCounts();
+  private readonly requests: Counter<'result' | 'reason' | 'consumer_group'> = new Counter({
     name: 'kt_requests_total',
     help: 'Requests handled, by result (allowed, flagged, blocked, error) and reason.',
     labelNames: ['result', 'reason', 'consumer_group'] as const,
     registers: [this.registry],
+    collect: () => this.pendingRequests.flushInto(this.requests as Counter<string>),
   });
   private readonly limited = new Counter({
     name: 'kt_rate_limited_total',
@@ -30,11 +58,12 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
     registers: [this.registry],
   });
-  private readonly tokens = new Counter({
+  private readonly tokens: Counter<'consumer_group' | 'kind'> = new Counter({
     name: 'kt_tokens_total',
     help: 'Tokens settled, by consumer group and kind (prompt, completion).',
     labelNames: ['consumer_group', 'kind'] as const,
     registers: [this.registry],
+    collect: () => this.pendingTokens.flushInto(this.tokens as Counter<string>),
   });
   readonly limiterFallback = new Gauge({
     name: 'kt_limiter_fallback',
@@ -51,26 +80,14 @@ export class Metrics {
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Labelled children by label values, so the request path skips prom-client's label hashing. */
-  private readonly children = new Map<string, { inc(n?: number): void }>();
-
-  private child(counter: Counter<string>, tag: string, values: string[]): { inc(n?: number): void } {
-    const key = `${tag}\u0000${values.join('\u0000')}`;
-    let c = this.children.get(key);
-    if (!c) {
-      c = counter.labels(...values);
-      if (this.children.size < 10_000) this.children.set(key, c);
-    }
-    return c;
-  }
-
   request(ctx: RequestContext, latencyMs: number): void {
     const group = ctx.identity?.group?.name ?? '';
-    this.child(this.requests as Counter<string>, 'r', [ctx.outcome.result, ctx.outcome.reason ?? '', group]).inc();
+    const { result, reason } = ctx.outcome;
+    this.pendingRequests.add(`${result}\u0000${reason ?? ''}\u0000${group}`, () => ({ result, reason: reason ?? '', consumer_group: group }), 1, this.requests as Counter<string>);
     this.duration.observe(latencyMs / 1000);
     if (ctx.usage.total_tokens) {
-      this.child(this.tokens as Counter<string>, 't', [group, 'prompt']).inc(ctx.usage.prompt_tokens);
-      this.child(this.tokens as Counter<string>, 't', [group, 'completion']).inc(ctx.usage.completion_tokens);
+      this.pendingTokens.add(`p\u0000${group}`, () => ({ consumer_group: group, kind: 'prompt' }), ctx.usage.prompt_tokens, this.tokens as Counter<string>);
+      this.pendingTokens.add(`c\u0000${group}`, () => ({ consumer_group: group, kind: 'completion' }), ctx.usage.completion_tokens, this.tokens as Counter<string>);
     }
   }
 

@@ -168,6 +168,33 @@ request_limits:
     assert.equal(n.json.error.details.limit, 'mini-cap');
   });
 
+  it('request and token counters on /metrics count every request once across scrapes', async () => {
+    const { gw, send } = await gateway(`${mockTarget}rate_limits:
+  global:
+    rpm: 2
+`);
+    const total = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    const allowed = /kt_requests_total\{result="allowed",reason="",consumer_group="[^"]*"\} (\d+)/;
+    const limited = /kt_requests_total\{result="blocked",reason="rate_limited",consumer_group="[^"]*"\} (\d+)/;
+    const prompt = /kt_tokens_total\{consumer_group="[^"]*",kind="prompt"\} (\d+)/;
+    const completion = /kt_tokens_total\{consumer_group="[^"]*",kind="completion"\} (\d+)/;
+    const a = await send();
+    assert.equal(a.status, 200);
+    const first = (await get(`${gw.url}/metrics`)).text;
+    assert.equal(total(first, allowed), 1);
+    assert.equal(total(first, prompt), a.json.usage.prompt_tokens);
+    assert.equal(total(first, completion), a.json.usage.completion_tokens);
+    const b = await send();
+    assert.equal((await send()).status, 429);
+    const second = (await get(`${gw.url}/metrics`)).text;
+    assert.equal(total(second, allowed), 2);
+    assert.equal(total(second, limited), 1);
+    assert.equal(total(second, prompt), a.json.usage.prompt_tokens + b.json.usage.prompt_tokens);
+    const third = (await get(`${gw.url}/metrics`)).text;
+    assert.equal(total(third, allowed), 2, 'a scrape with nothing new changes nothing');
+    assert.equal(total(third, completion), a.json.usage.completion_tokens + b.json.usage.completion_tokens);
+  });
+
   it('named CEL limits read request headers in predicates and counters', async () => {
     const { send } = await gateway(`${mockTarget}request_limits:
   per-tenant:

@@ -60,7 +60,7 @@ interface ScriptedClient {
   ktLimitAcquireV1(...args: Arg[]): Promise<unknown[]>;
   ktLimitSettleV1(...args: Arg[]): Promise<unknown>;
   ktLimitRenewV1(...args: Arg[]): Promise<unknown>;
-  ktLimitSyncV1(...args: Arg[]): Promise<unknown[]>;
+  ktLimitSyncV2(...args: Arg[]): Promise<string>;
 }
 
 const registered = new WeakSet<object>();
@@ -70,12 +70,13 @@ function register(client: RedisClient): void {
   client.defineCommand('ktLimitAcquireV1', { lua: ACQUIRE_LUA });
   client.defineCommand('ktLimitSettleV1', { lua: SETTLE_LUA });
   client.defineCommand('ktLimitRenewV1', { lua: RENEW_LUA });
-  client.defineCommand('ktLimitSyncV1', { lua: SYNC_LUA });
+  client.defineCommand('ktLimitSyncV2', { lua: SYNC_LUA });
   registered.add(client);
 }
 
-function pushOp(args: Arg[], o: SyncOp): void {
-  args.push(o.op, o.alg, o.limit, o.windowMs, o.x, o.y, o.z, o.t, o.h);
+/** SYNC_LUA's entry: `[op, algorithm, limit, windowMs, x, y, z, t, h]`. */
+function entry(o: SyncOp): (string | number)[] {
+  return [o.op, o.alg, o.limit, o.windowMs, o.x, o.y, o.z, o.t, o.h];
 }
 
 /** A Lua number string back to a JS number (normalising -0). */
@@ -231,10 +232,10 @@ export class RedisLimitStore implements LimitStore {
       const ops = plan.ops;
       const args: Arg[] = [ops.length];
       for (const o of ops) args.push(this.keyHead + o.key);
-      args.push(this.timeMode === 'server' ? 'server' : sentAt, this.leaseTtlMs);
-      for (const o of ops) pushOp(args, o);
+      args.push(this.timeMode === 'server' ? 'server' : sentAt, this.leaseTtlMs, JSON.stringify(ops.map(entry)));
       try {
-        plan.apply(await this.call('sync', () => this.scripted.ktLimitSyncV1(...args)), sentAt);
+        const reply = await this.call('sync', () => this.scripted.ktLimitSyncV2(...args));
+        plan.apply(JSON.parse(reply) as string[], sentAt);
       } catch (err) {
         plan.fail();
         this.onSyncFailure?.(err as Error, ops.length);

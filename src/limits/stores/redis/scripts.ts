@@ -331,7 +331,8 @@ return 1
 export const SYNC_LUA = `
 -- KEYS[i]: the counter key of entry i (a key may appear in several entries).
 -- ARGV[1]: nowMs or "server"; ARGV[2]: leaseTtlMs of pool members.
--- ARGV[3 + 9(i-1) .. 11 + 9(i-1)] for entry i: op, algorithm (s|f|b|c), limit, windowMs, x, y, z, t, h:
+-- ARGV[3]: the entries as one JSON array (one argument instead of nine per entry: a sync carries
+-- hundreds of entries); entry i is [op, algorithm (s|f|b|c), limit, windowMs, x, y, z, t, h]:
 --   a  adjust: add x units (negative gives back) booked at time y; a token bucket is charged now.
 --      A give-back to a counter with no state is moot.
 --   g  slice (s|f): give back z unspent units booked at time t, keep h more there (the instance spends
@@ -340,8 +341,8 @@ export const SYNC_LUA = `
 --   p  pool (c): remove the z members named in t (space-separated), then add up to x members named
 --      y..1, y..2, ... as long as the count stays at or under the limit field (the ceiling).
 --   r  release: remove member x.        n  renew: member x (if present) expires at now + y.
--- Returns [nowMs, then per g or p entry: usage after the give-back and before the grant, resetAtMs
--- at that point, units granted].
+-- Returns, as a JSON array of strings: [nowMs, then per g or p entry: usage after the give-back and
+-- before the grant, resetAtMs at that point, units granted].
 ${BASE}${WINDOWS}
 local now = clockOf(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -352,14 +353,15 @@ local function state(key, alg, w)
   if st == nil then st = load(key, alg, w); states[key] = st; algs[key] = alg end
   return st
 end
+local entries = cjson.decode(ARGV[3])
 for i = 1, #KEYS do
-  local b = 2 + (i - 1) * 9
-  local key, op, alg = KEYS[i], ARGV[b + 1], ARGV[b + 2]
-  local limit, w = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local e = entries[i]
+  local key, op, alg = KEYS[i], e[1], e[2]
+  local limit, w = tonumber(e[3]), tonumber(e[4])
   if op == 'a' then
-    applyDelta(state(key, alg, w), alg, tonumber(ARGV[b + 6]), now, w, tonumber(ARGV[b + 5]), limit)
+    applyDelta(state(key, alg, w), alg, tonumber(e[6]), now, w, tonumber(e[5]), limit)
   elseif op == 'g' then
-    local want, ceiling, back, at, kept = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]), tonumber(ARGV[b + 9])
+    local want, ceiling, back, at, kept = tonumber(e[5]), tonumber(e[6]), tonumber(e[7]), tonumber(e[8]), tonumber(e[9])
     local st = state(key, alg, w)
     local add = alg == 's' and slAdd or fxAdd
     applyDelta(st, alg, at, now, w, -(back + kept), limit)
@@ -370,8 +372,8 @@ for i = 1, #KEYS do
     add(st, now, w, g)
     out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = fmt(g)
   elseif op == 'p' then
-    local want, name, back = tonumber(ARGV[b + 5]), ARGV[b + 6], tonumber(ARGV[b + 7])
-    if back > 0 then for m in string.gmatch(ARGV[b + 8], '%S+') do redis.call('ZREM', key, m) end end
+    local want, name, back = tonumber(e[5]), e[6], tonumber(e[7])
+    if back > 0 then for m in string.gmatch(e[8], '%S+') do redis.call('ZREM', key, m) end end
     redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
     local u = redis.call('ZCARD', key)
     local g = math.max(0, math.min(want, limit - u))
@@ -383,14 +385,14 @@ for i = 1, #KEYS do
     end
     out[#out + 1] = fmt(u); out[#out + 1] = fmt(now); out[#out + 1] = fmt(g)
   elseif op == 'r' then
-    redis.call('ZREM', key, ARGV[b + 5])
+    redis.call('ZREM', key, e[5])
   elseif op == 'n' then
-    if redis.call('ZSCORE', key, ARGV[b + 5]) then
-      redis.call('ZADD', key, 'XX', fmt(now + tonumber(ARGV[b + 6])), ARGV[b + 5])
+    if redis.call('ZSCORE', key, e[5]) then
+      redis.call('ZADD', key, 'XX', fmt(now + tonumber(e[6])), e[5])
       leaseExpiry(key, now)
     end
   end
 end
 for key, st in pairs(states) do save(key, algs[key], st, now) end
-return out
+return cjson.encode(out)
 `;
