@@ -15,6 +15,7 @@ import type { Algorithm } from '../../src/limits/types.ts';
 import { quantumMs } from '../../src/limits/algorithms/sliding-window.ts';
 import { limitStoreContract } from './limit-store.contract.ts';
 import { REDIS_URL, deleteKeysUnder, freePort, keysUnder, requireRedis, testPrefix } from '../helpers/redis.ts';
+import { eventually } from '../helpers/harness.ts';
 
 const haveRedis = await requireRedis('RedisLimitStore (LimitStore contract)');
 const prefix = testPrefix('contract');
@@ -296,5 +297,54 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     for (const t of inFlight.splice(0)) await t.store.settle({ nowMs: clock.nowMs(), atMs: t.atMs, adjustments: [], leaseKeys: [key], leaseId: t.leaseId });
     for (const s of stores) await s.close();
     assert.equal(await shared().zcard(stores[0]!.keyHead + key), 0, 'every slot and pool member came back');
+  });
+});
+
+describe('RedisLimitStore quota slices at the end of a window', { skip: !haveRedis }, () => {
+  // A one-hour sliding window counts in one-minute quanta: a slice is spendable until its quantum ends.
+  const HOUR = 3_600_000;
+  const Q = quantumMs(HOUR);
+
+  /** A store whose regular syncs never come during a test, with slices of a busy counter whose quantum ends `beforeEndMs` from now. */
+  async function sliced(beforeEndMs: number) {
+    const clock = new ManualClock(Math.ceil(1_800_000_000_000 / Q) * Q + 7 * Q - beforeEndMs);
+    const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 600_000, clock: () => clock.nowMs() });
+    const c: CounterRequest = { key: `named:edge-${Date.now()}-${beforeEndMs}:sliding_window:${HOUR}|s`, algorithm: 'sliding_window', limit: 1_000_000, windowMs: HOUR, cost: 1, shadow: false };
+    const take = () => store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId: '', leaseTtlMs: 30_000 });
+    for (let i = 0; i < 10; i++) assert.ok((await take()).admitted);
+    await store.sync(); // demand seen: a slice is granted, spendable until the quantum ends
+    assert.ok((await take()).admitted);
+    assert.equal(store.admissions.local, 1, 'the slice covers the next admission');
+    return { clock, store, take };
+  }
+
+  it('syncs right after a window quantum ends, so slices are refilled in the new one without waiting an interval', async () => {
+    const { clock, store, take } = await sliced(20);
+    const syncs = store.syncs;
+    clock.advance(30); // the quantum has ended: the slice may no longer be spent
+    // The regular sync is 10 minutes away; the one scheduled for the end of the quantum comes now.
+    await eventually(() => store.syncs > syncs, 5_000, 5);
+    const redisBefore = store.admissions.redis;
+    assert.ok((await take()).admitted);
+    assert.equal(store.admissions.redis, redisBefore, 'decided from the refilled slice, not in Redis');
+    assert.equal(store.admissions.local, 2);
+    await store.close();
+  });
+
+  it('an admission that finds its slice just expired waits for the sync under way instead of asking Redis', async () => {
+    const { clock, store, take } = await sliced(30_000); // the sync scheduled for the quantum's end is 30 s away
+    clock.advance(30_001);
+    const syncing = store.sync(); // under way, sent after the quantum ended
+    const redisBefore = store.admissions.redis;
+    const r = await take();
+    assert.ok(r.admitted);
+    assert.equal(store.admissions.redis, redisBefore, 'no Redis call of its own');
+    assert.equal(store.admissions.local, 2);
+    await syncing;
+    // Without a sync under way, an expired slice sends the admission to Redis as before.
+    clock.advance(Q);
+    assert.ok((await take()).admitted);
+    assert.equal(store.admissions.redis, redisBefore + 1);
+    await store.close();
   });
 });

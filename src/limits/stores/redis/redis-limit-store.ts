@@ -101,9 +101,17 @@ export class RedisLimitStore implements LimitStore {
   private readonly localNow: () => number;
   private syncTimer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
+  /** Local time the last sync was sent at, and how long its answer took. */
+  private lastSyncAt = -Infinity;
+  private lastSyncRttMs = 0;
+  /** A lower bound of the server time the sync in flight runs at (its slices are of that window). */
+  private syncCoversFrom = -Infinity;
+  private closed = false;
   private leaseTtlMs = 30_000;
   /** Admissions decided from local slices alone, and those that needed Redis (`kt_limiter_admissions_total`). */
   readonly admissions = { local: 0, redis: 0, partial: 0 };
+  /** Syncs that completed (answered or failed). */
+  syncs = 0;
 
   constructor(options: RedisLimitStoreOptions) {
     this.client = options.client;
@@ -131,8 +139,15 @@ export class RedisLimitStore implements LimitStore {
     // Counters covered by local slices take their cost here; the rest (if any) go to Redis in one call.
     const counters = input.counters;
     const n = counters.length;
-    const hold = slices.hold(counters, this.slicesNow(input.nowMs), input.leaseTtlMs);
+    let hold = slices.hold(counters, this.slicesNow(input.nowMs), input.leaseTtlMs);
     this.armSync();
+    if (hold.count < n && this.syncing && slices.refillPending(hold, this.syncCoversFrom)) {
+      // A window just ended and the sync under way refills its slices in the new one: waiting for
+      // it costs the same round trip as asking Redis, and saves Redis the work.
+      slices.rollback(hold);
+      await this.syncing;
+      hold = slices.hold(counters, this.slicesNow(input.nowMs), input.leaseTtlMs);
+    }
     if (hold.count === n) {
       this.admissions.local++;
       const results: CounterResult[] = new Array(n);
@@ -227,7 +242,12 @@ export class RedisLimitStore implements LimitStore {
     while (this.syncing) await this.syncing;
     const sentAt = this.localNow();
     const plan = slices.plan(sentAt, final);
-    if (!plan.ops.length) return;
+    this.lastSyncAt = sentAt;
+    if (!plan.ops.length) {
+      this.afterSync();
+      return;
+    }
+    this.syncCoversFrom = slices.toServer(sentAt) - this.lastSyncRttMs;
     const run = async () => {
       const ops = plan.ops;
       const args: Arg[] = [ops.length];
@@ -235,6 +255,7 @@ export class RedisLimitStore implements LimitStore {
       args.push(this.timeMode === 'server' ? 'server' : sentAt, this.leaseTtlMs, JSON.stringify(ops.map(entry)));
       try {
         const reply = await this.call('sync', () => this.scripted.ktLimitSyncV2(...args));
+        this.lastSyncRttMs = this.localNow() - sentAt;
         plan.apply(JSON.parse(reply) as string[], sentAt);
       } catch (err) {
         plan.fail();
@@ -243,22 +264,39 @@ export class RedisLimitStore implements LimitStore {
     };
     this.syncing = run().finally(() => {
       this.syncing = undefined;
+      this.syncs++;
+      this.afterSync();
     });
     await this.syncing;
   }
 
-  /** Keeps the sync timer running while anything is held or queued. */
+  /** Keeps syncs going while anything is held or queued. */
   private armSync(): void {
-    if (this.syncTimer) return;
-    this.syncTimer = setInterval(() => {
-      if (this.syncing) return;
-      void this.sync().then(() => {
-        if (this.slices!.empty && this.syncTimer) {
-          clearInterval(this.syncTimer);
-          this.syncTimer = undefined;
-        }
-      });
-    }, this.syncIntervalMs);
+    if (this.syncTimer || this.syncing || this.closed) return;
+    this.scheduleSync();
+  }
+
+  /** Every sync (timed or not) sets the time of the next one from what it learnt. */
+  private afterSync(): void {
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
+    if (!this.closed && !this.slices!.empty) this.scheduleSync();
+  }
+
+  /**
+   * The next sync: one interval after the last, or sooner, just after the first granted slice's
+   * window ends (plus the last round trip, so that Redis is surely in the new window when it runs).
+   */
+  private scheduleSync(): void {
+    const slices = this.slices!;
+    const now = this.localNow();
+    const regular = (Number.isFinite(this.lastSyncAt) ? this.lastSyncAt : now) + this.syncIntervalMs - now;
+    const windowEnd = slices.toLocal(slices.nextWindowEnd) + this.lastSyncRttMs + 1 - now;
+    const delay = Math.max(0, Math.min(regular, windowEnd));
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      void this.sync();
+    }, delay);
     this.syncTimer.unref();
   }
 
@@ -282,7 +320,8 @@ export class RedisLimitStore implements LimitStore {
   }
 
   async close(): Promise<void> {
-    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.closed = true;
+    if (this.syncTimer) clearTimeout(this.syncTimer);
     this.syncTimer = undefined;
     if (this.client.status === 'ready') await this.sync(true);
     if (!this.ownsClient) return;

@@ -87,6 +87,8 @@ interface WindowSlice {
   /** Largest single cost seen: a slice smaller than two of them is not worth holding. */
   maxCost: number;
   idle: number;
+  /** A grant for it is on its way (a sync in flight asked for one). */
+  refilling: boolean;
 }
 
 interface PoolMember {
@@ -152,6 +154,12 @@ export class SliceTable {
   private offset = 0;
   private leaseTtlMs = 30_000;
   private readonly memberPrefix: string;
+  /**
+   * Estimated server time at which the first slice granted by the last sync stops being spendable
+   * (its quantum or window ends): the store syncs right after it, so slices are refilled in the new
+   * window at once instead of up to one interval later.
+   */
+  nextWindowEnd = Infinity;
 
   constructor(options: SliceOptions, instanceTag: string) {
     this.maxFraction = options.maxSliceFraction ?? 0.01;
@@ -197,6 +205,32 @@ export class SliceTable {
       }
     }
     return { counters, taken, count, now };
+  }
+
+  /**
+   * Whether a counter the hold could not cover has a slice whose window ended at or before
+   * `coveredFrom` (server time) and that the sync in flight asks to refill: waiting for that sync
+   * will likely cover it.
+   */
+  refillPending(h: Hold, coveredFrom: number): boolean {
+    for (let i = 0; i < h.taken.length; i++) {
+      if (h.taken[i]) continue;
+      const c = h.counters[i]!;
+      if (c.algorithm === 'concurrency') continue;
+      const s = this.slices.get(c.key);
+      if (s && s.refilling && s.until <= h.now && s.until <= coveredFrom) return true;
+    }
+    return false;
+  }
+
+  /** Local time from server time (estimate). */
+  toLocal(serverMs: number): number {
+    return serverMs - this.offset;
+  }
+
+  /** Server time from local time (estimate). */
+  toServer(localMs: number): number {
+    return localMs + this.offset;
   }
 
   /** Gives a hold's units and members back (Redis refused the rest, or failed). */
@@ -293,7 +327,7 @@ export class SliceTable {
       let s = this.slices.get(c.key);
       if (!s && !admitted) continue;
       if (!s) {
-        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastDemand: 0, maxCost: 0, idle: 0 };
+        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastDemand: 0, maxCost: 0, idle: 0, refilling: false };
         this.slices.set(c.key, s);
       }
       if (s.limit !== c.limit || s.windowMs !== c.windowMs) {
@@ -359,6 +393,8 @@ export class SliceTable {
    */
   plan(localNow: number, final = false): SyncPlan {
     const now = localNow + this.offset;
+    // Set again from this sync's answer; a failed sync leaves no window end to wait for.
+    this.nextWindowEnd = Infinity;
     const ops: SyncOp[] = [];
     for (const queued of this.adjustments.values()) for (const q of queued) ops.push(q.op);
     ops.push(...this.releases, ...this.renewals);
@@ -385,6 +421,7 @@ export class SliceTable {
       // still current); the rest goes back to the window it was counted in.
       const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
       ops.push({ key: s.key, op: 'g', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept, t: s.anchor, h: kept });
+      s.refilling = want > 0;
       s.units = kept;
       s.base += s.spent;
       s.spent = 0;
@@ -423,6 +460,7 @@ export class SliceTable {
       apply: (reply, sentAt) => {
         const serverNow = Number(reply[0]);
         this.offset = serverNow - sentAt;
+        let nextEnd = Infinity;
         for (let i = 0, k = 0; i < grants.length; i++) {
           const g = grants[i]!;
           const used = Number(reply[1 + i * 3]);
@@ -438,14 +476,18 @@ export class SliceTable {
           // What is left of the kept units joins the grant if the window is the same; else it goes back.
           const until = windowEnd(g, serverNow);
           if (until !== g.until) this.giveBack(g);
+          g.refilling = false;
+          if (granted > 0 && until < nextEnd) nextEnd = until;
           g.units += granted;
           g.anchor = serverNow;
           g.until = until;
           g.base = used; // without this instance's units: what it spent meanwhile stays in `spent`
           g.resetAtMs = reset;
         }
+        this.nextWindowEnd = nextEnd;
       },
       fail: () => {
+        for (const g of grants) if (!('free' in g)) g.refilling = false;
         // What this sync gave back may or may not have reached Redis: it stays given back (at worst
         // Redis counts it until its window or TTL ends, which refuses early, never late).
         this.releases.push(...releases);
