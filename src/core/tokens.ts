@@ -10,6 +10,18 @@ export function countText(text: string): number {
   return text.length === 0 ? 0 : countTokens(text);
 }
 
+/** Token counts of role names: a handful of values (`system`, `user`, ...) counted on every request. */
+const roleTokens = new Map<string, number>();
+
+function countRole(role: string): number {
+  let n = roleTokens.get(role);
+  if (n === undefined) {
+    n = countText(role);
+    if (roleTokens.size < 64) roleTokens.set(role, n);
+  }
+  return n;
+}
+
 interface ChatMessage {
   role?: unknown;
   content?: unknown;
@@ -33,7 +45,7 @@ export function countChatPrompt(messages: readonly ChatMessage[]): number {
   let n = 3;
   for (const m of messages) {
     n += 3 + countText(contentText(m.content));
-    if (typeof m.role === 'string') n += countText(m.role) - 1;
+    if (typeof m.role === 'string') n += countRole(m.role) - 1;
     if (typeof m.name === 'string') n += 1 + countText(m.name);
     if (m.tool_calls) n += countText(JSON.stringify(m.tool_calls));
   }

@@ -9,7 +9,8 @@ import { countText } from '../../core/tokens.ts';
 import type { Usage } from '../../limits/types.ts';
 import type { ProviderAdapter, UpstreamResult } from '../../providers/types.ts';
 import { CallSignal, UpstreamFailure } from '../../providers/types.ts';
-import { SseTap, normalizeUsage } from '../../providers/sse.ts';
+import { SseTap } from '../../providers/sse.ts';
+import { usageFromJson } from '../../providers/usage.ts';
 import type { ClientChannel, RequestContext } from '../context.ts';
 
 const MAX_UPSTREAM_ERROR_BYTES = 64 * 1024;
@@ -150,14 +151,6 @@ async function upstreamRejected(ctx: RequestContext, res: UpstreamResult, client
   const headers = { ...hooks.headersNow(), 'Content-Type': res.contentType, 'X-Request-Id': ctx.id };
   client.head(res.status, headers);
   client.end(text);
-}
-
-function usageFromJson(text: string): Usage | null {
-  try {
-    return normalizeUsage((JSON.parse(text) as { usage?: unknown }).usage);
-  } catch {
-    return null;
-  }
 }
 
 function completionTextOf(text: string): string {
