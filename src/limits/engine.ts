@@ -103,7 +103,7 @@ export class LimitEngine {
       counters[i] = { key: p.key, algorithm: p.def.algorithm, limit: p.def.limit, windowMs: p.def.windowMs, cost, shadow: p.def.shadow };
       if (p.def.algorithm === 'concurrency') leaseKeys.push(p.key);
     }
-    const leaseId = leaseKeys.length ? leasePrefix + (++leaseSeq).toString(36) : '';
+    const leaseId = leaseKeys.length ? leasePrefix + ++leaseSeq : '';
     const result = await this.store.acquire({ nowMs: this.clock.nowMs(), counters, leaseId, leaseTtlMs: this.leaseTtlMs });
     const decidedBy = result.decidedBy ?? this.store.kind;
     const statuses: LimitStatus[] = new Array(n);

@@ -108,7 +108,9 @@ export class FallbackLimitStore implements LimitStore {
       return this.degraded(input);
     }
     this.primaryAnswered();
-    return result.decidedBy ? result : { ...result, decidedBy: this.primary.kind };
+    // The result is the primary's own fresh object: naming the backend on it saves a copy per request.
+    if (!result.decidedBy) (result as { decidedBy?: string }).decidedBy = this.primary.kind;
+    return result;
   }
 
   async settle(input: SettleInput): Promise<void> {
