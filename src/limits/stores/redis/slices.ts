@@ -375,10 +375,7 @@ export class SliceTable {
   adjust(adjustments: readonly CounterAdjustment[], atMs: number): void {
     for (const a of adjustments) {
       if (a.algorithm === 'concurrency' || a.delta === 0) continue;
-      let bucket: number;
-      if (a.algorithm === 'sliding_window') bucket = Math.floor(atMs / quantumMs(a.windowMs));
-      else if (a.algorithm === 'fixed_window') bucket = Math.floor(atMs / a.windowMs);
-      else bucket = 0; // a bucket is charged at the sync's time
+      const bucket = bucketOf(a.algorithm, a.windowMs, atMs);
       let queued = this.adjustments.get(a.key);
       if (!queued) this.adjustments.set(a.key, (queued = []));
       const same = queued.find((q) => q.bucket === bucket);
@@ -395,13 +392,7 @@ export class SliceTable {
     const now = localNow + this.offset;
     // Set again from this sync's answer; a failed sync leaves no window end to wait for.
     this.nextWindowEnd = Infinity;
-    const ops: SyncOp[] = [];
-    for (const queued of this.adjustments.values()) for (const q of queued) ops.push(q.op);
-    ops.push(...this.releases, ...this.renewals);
-    this.adjustments.clear();
-    const releases = this.releases;
-    this.releases = [];
-    this.renewals = [];
+    const sliceOps: SyncOp[] = [];
     const grants: (WindowSlice | Pool)[] = [];
     const names: string[] = [];
 
@@ -420,7 +411,10 @@ export class SliceTable {
       // About one interval's demand stays spendable while the sync is under way (if its window is
       // still current); the rest goes back to the window it was counted in.
       const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
-      ops.push({ key: s.key, op: 'g', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept, t: s.anchor, h: kept });
+      // Token settlements booked in the slice's own quantum (window) ride its entry, as units given
+      // back (or taken): one entry per counter instead of two, with the same effect on the counter.
+      const settled = this.takeSettlement(s);
+      sliceOps.push({ key: s.key, op: 'g', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept - settled, t: s.anchor, h: kept });
       s.refilling = want > 0;
       s.units = kept;
       s.base += s.spent;
@@ -450,10 +444,18 @@ export class SliceTable {
       }
       p.idle = 0;
       const naming = `${this.memberPrefix}${(++poolSeq).toString(36)}:`;
-      ops.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: naming, z: back.length, t: back.join(' '), h: 0 });
+      sliceOps.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: naming, z: back.length, t: back.join(' '), h: 0 });
       grants.push(p);
       names.push(naming);
     }
+
+    const ops: SyncOp[] = [];
+    for (const queued of this.adjustments.values()) for (const q of queued) ops.push(q.op);
+    ops.push(...this.releases, ...this.renewals, ...sliceOps);
+    this.adjustments.clear();
+    const releases = this.releases;
+    this.releases = [];
+    this.renewals = [];
 
     return {
       ops,
@@ -495,6 +497,19 @@ export class SliceTable {
     };
   }
 
+  /** Removes and returns the queued settlement of a slice's counter booked in the slice's quantum (window), 0 if none. */
+  private takeSettlement(s: WindowSlice): number {
+    const queued = this.adjustments.get(s.key);
+    if (!queued || s.anchor === 0) return 0;
+    const bucket = bucketOf(s.algorithm, s.windowMs, s.anchor);
+    const i = queued.findIndex((q) => q.bucket === bucket && q.op.windowMs === s.windowMs);
+    if (i < 0) return 0;
+    const delta = queued[i]!.op.x as number;
+    queued.splice(i, 1);
+    if (!queued.length) this.adjustments.delete(s.key);
+    return delta;
+  }
+
   /** Queues a slice's unspent units to go back to the window they were counted in. */
   private giveBack(s: WindowSlice): void {
     if (s.units > 0) this.adjust([{ key: s.key, algorithm: s.algorithm, windowMs: s.windowMs, limit: s.limit, delta: -s.units }], s.anchor);
@@ -505,6 +520,13 @@ export class SliceTable {
 
 function memberOp(op: 'r' | 'n', key: string, member: string): SyncOp {
   return { key, op, alg: 'c', limit: 0, windowMs: 0, x: member, y: '', z: 0, t: 0, h: 0 };
+}
+
+/** The quantum (sliding) or window (fixed) a time falls in; 0 for a token bucket, charged at the sync's time. */
+function bucketOf(algorithm: Algorithm, windowMs: number, atMs: number): number {
+  if (algorithm === 'sliding_window') return Math.floor(atMs / quantumMs(windowMs));
+  if (algorithm === 'fixed_window') return Math.floor(atMs / windowMs);
+  return 0;
 }
 
 /** Server time from which units counted at `at` belong to a past quantum (sliding) or window (fixed). */
