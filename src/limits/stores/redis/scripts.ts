@@ -45,7 +45,7 @@ local function expiryOf(q, w, g) return (q + 1) * g + w end
 local function load(key, alg, w)
   if alg == 's' then
     local flat = redis.call('HGETALL', key)
-    local st = { qs = {}, u = {}, orig = {}, w = w }
+    local st = { qs = {}, u = {}, orig = {}, dirty = {}, w = w }
     for i = 1, #flat, 2 do
       local q, a = tonumber(flat[i]), tonumber(flat[i + 1])
       st.qs[#st.qs + 1] = q; st.u[q] = a; st.orig[q] = a
@@ -71,17 +71,21 @@ local function slUsed(st)
 end
 local function slPrune(st, now, w)
   local g = quantumMs(w)
-  local keep = {}
-  for _, q in ipairs(st.qs) do
-    if expiryOf(q, w, g) <= now then st.u[q] = nil else keep[#keep + 1] = q end
+  -- Quanta are in order: when the oldest is live, they all are (the common case, nothing to drop).
+  if #st.qs > 0 and expiryOf(st.qs[1], w, g) <= now then
+    local keep = {}
+    for _, q in ipairs(st.qs) do
+      if expiryOf(q, w, g) <= now then st.u[q] = nil; st.dirty[q] = true else keep[#keep + 1] = q end
+    end
+    st.qs = keep
   end
-  st.qs = keep
   return slUsed(st)
 end
 local function slAdd(st, at, w, units)
   if units == 0 then return end
   local q = math.floor(at / quantumMs(w))
   local cur = st.u[q]
+  st.dirty[q] = true
   if cur ~= nil then
     local left = cur + units
     if left > 0 then st.u[q] = left; return end
@@ -114,9 +118,12 @@ local function slRetry(st, now, w, limit, cost)
 end
 local function slSave(key, st, now)
   local dels, sets = {}, {}
-  for q, _ in pairs(st.orig) do if st.u[q] == nil then dels[#dels + 1] = fmt(q) end end
-  for _, q in ipairs(st.qs) do
-    if st.u[q] ~= st.orig[q] then sets[#sets + 1] = fmt(q); sets[#sets + 1] = fmt(st.u[q]) end
+  -- Only quanta an operation touched can differ from what was loaded.
+  for q, _ in pairs(st.dirty) do
+    local v = st.u[q]
+    if v == nil then
+      if st.orig[q] ~= nil then dels[#dels + 1] = fmt(q) end
+    elseif v ~= st.orig[q] then sets[#sets + 1] = fmt(q); sets[#sets + 1] = fmt(v) end
   end
   if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
   if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
