@@ -10,21 +10,28 @@ import type { RequestContext } from '../pipeline/context.ts';
  * request path does not need to pay.
  */
 class PendingCounts {
-  private readonly counts = new Map<string, { labels: Record<string, string>; n: number }>();
+  private readonly counts = new Map<string, { labels: Record<string, string>; n: number; exported: boolean }>();
 
-  /** `counter` takes the increment directly once 10 000 label sets are pending. */
+  /**
+   * `counter` takes the increment directly once 10 000 label sets are pending. A count that is not a
+   * finite number of zero or more (an upstream's odd usage) is left out: a counter only goes up.
+   */
   add(key: string, labels: () => Record<string, string>, n: number, counter: Counter<string>): void {
+    if (!(n >= 0 && n < Infinity)) return;
     const c = this.counts.get(key);
     if (c) c.n += n;
-    else if (this.counts.size < 10_000) this.counts.set(key, { labels: labels(), n });
+    else if (this.counts.size < 10_000) this.counts.set(key, { labels: labels(), n, exported: false });
     else counter.inc(labels(), n);
   }
 
   flushInto(counter: Counter<string>): void {
     for (const c of this.counts.values()) {
-      if (c.n === 0) continue;
-      counter.inc(c.labels, c.n);
+      // A label set seen only with 0 is still exported (at 0), as prom-client children are.
+      if (c.n === 0 && c.exported) continue;
+      const n = c.n;
       c.n = 0;
+      c.exported = true;
+      counter.inc(c.labels, n);
     }
   }
 }

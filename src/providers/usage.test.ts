@@ -31,3 +31,11 @@ describe('usage of a whole upstream answer', () => {
     assert.equal(usageFromJson('{"content": "the \\"usage\\": {\\"prompt_tokens\\": 5}"}'), null);
   });
 });
+
+describe('usage scanner edge cases', () => {
+  it('does not take the end of another member name for the usage key', () => {
+    const text = '{"id":"x","x\\"usage":{"prompt_tokens":1}}';
+    assert.equal(trailingUsage(text), null);
+    assert.equal(usageFromJson(text), null);
+  });
+});

@@ -33,6 +33,11 @@ const WS = new Set([0x20, 0x0a, 0x0d, 0x09]);
 export function trailingUsage(text: string): string | null {
   const at = text.lastIndexOf('"usage"');
   if (at < 0) return null;
+  // A member name starts after `{` or `,` (this also rules out the end of a key like `"x\"usage"`).
+  let before = at - 1;
+  while (before >= 0 && WS.has(text.charCodeAt(before))) before--;
+  const prev = text.charCodeAt(before);
+  if (prev !== 0x2c /* , */ && prev !== 0x7b /* { */) return null;
   let i = skip(text, at + 7);
   if (text.charCodeAt(i) !== 0x3a /* : */) return null;
   i = skip(text, i + 1);

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
+import { createServer as createNetServer, connect, type AddressInfo } from 'node:net';
 import { ManualClock } from '../../src/core/clock.ts';
 import { MemoryLimitStore } from '../../src/limits/stores/memory/memory-limit-store.ts';
 import { RedisLimitStore } from '../../src/limits/stores/redis/redis-limit-store.ts';
@@ -305,10 +306,10 @@ describe('RedisLimitStore quota slices at the end of a window', { skip: !haveRed
   const HOUR = 3_600_000;
   const Q = quantumMs(HOUR);
 
-  /** A store whose regular syncs never come during a test, with slices of a busy counter whose quantum ends `beforeEndMs` from now. */
-  async function sliced(beforeEndMs: number) {
+  /** A store whose regular syncs (every 10 s) do not come during a test, with slices of a busy counter whose quantum ends `beforeEndMs` from now. */
+  async function sliced(beforeEndMs: number, client: Redis = shared(), commandTimeoutMs = 2_000) {
     const clock = new ManualClock(Math.ceil(1_800_000_000_000 / Q) * Q + 7 * Q - beforeEndMs);
-    const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 600_000, clock: () => clock.nowMs() });
+    const store = new RedisLimitStore({ client, keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs, syncIntervalMs: 10_000, clock: () => clock.nowMs() });
     const c: CounterRequest = { key: `named:edge-${Date.now()}-${beforeEndMs}:sliding_window:${HOUR}|s`, algorithm: 'sliding_window', limit: 1_000_000, windowMs: HOUR, cost: 1, shadow: false };
     const take = () => store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId: '', leaseTtlMs: 30_000 });
     for (let i = 0; i < 10; i++) assert.ok((await take()).admitted);
@@ -322,7 +323,7 @@ describe('RedisLimitStore quota slices at the end of a window', { skip: !haveRed
     const { clock, store, take } = await sliced(20);
     const syncs = store.syncs;
     clock.advance(30); // the quantum has ended: the slice may no longer be spent
-    // The regular sync is 10 minutes away; the one scheduled for the end of the quantum comes now.
+    // The regular sync is 10 s away; the one scheduled for the end of the quantum comes now.
     await eventually(() => store.syncs > syncs, 5_000, 5);
     const redisBefore = store.admissions.redis;
     assert.ok((await take()).admitted);
@@ -346,5 +347,38 @@ describe('RedisLimitStore quota slices at the end of a window', { skip: !haveRed
     assert.ok((await take()).admitted);
     assert.equal(store.admissions.redis, redisBefore + 1);
     await store.close();
+  });
+
+  it('when the sync under way fails, an admission waiting for it fails with it instead of asking Redis again', async () => {
+    // Redis through a relay that can go silent: commands still arrive, answers no longer come back.
+    let silent = false;
+    let scriptsWhileSilent = 0;
+    const relay = createNetServer((sock) => {
+      const up = connect(new URL(REDIS_URL).port ? Number(new URL(REDIS_URL).port) : 6379, new URL(REDIS_URL).hostname);
+      sock.on('data', (d) => {
+        if (silent) scriptsWhileSilent += d.toString('latin1').split(/evalsha/i).length - 1;
+        up.write(d);
+      });
+      up.on('data', (d) => {
+        if (!silent) sock.write(d);
+      });
+      sock.on('error', () => up.destroy());
+      up.on('error', () => sock.destroy());
+      sock.on('close', () => up.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const own = new Redis({ host: '127.0.0.1', port: (relay.address() as AddressInfo).port, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    own.on('error', () => undefined);
+    await new Promise((r) => own.once('ready', r));
+    const { clock, store, take } = await sliced(30_000, own, 200);
+    clock.advance(30_001);
+    silent = true;
+    const syncing = store.sync(); // will get no answer
+    await assert.rejects(take(), LimitStoreUnavailableError);
+    await syncing;
+    assert.equal(scriptsWhileSilent, 1, 'only the sync reached Redis: the admission did not try again');
+    own.disconnect();
+    await store.close();
+    relay.close();
   });
 });

@@ -6,6 +6,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ManualClock } from '../../src/core/clock.ts';
 import { MemoryEventSink } from '../../src/events/memory-event-sink.ts';
 import { startTestGateway, startMockUpstreamProcess, writeConfig, tempDir, post, get, chat, eventually, type MockProc } from '../helpers/harness.ts';
@@ -272,5 +274,40 @@ rate_limits:
     assert.equal(third.json.error.details.limit, 'max_parallel_requests');
     for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
     assert.equal(gw.engine.liveLeases(), 0);
+  });
+
+  it('an upstream that stalls in the middle of a whole answer times out, and a client leaving meanwhile frees its slot', async () => {
+    // Headers and the start of a JSON body, then nothing: the gateway is reading the whole answer.
+    let started = 0;
+    const stalling = createServer((req, res) => {
+      req.resume();
+      started++;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"id":"chatcmpl-stall","choices":[');
+    });
+    await new Promise<void>((r) => stalling.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => stalling.close(r)));
+    stalling.on('connection', (s) => closers.push(async () => void s.destroy()));
+    const { gw, send } = await gateway(`providers:
+  targets:
+    - id: up
+      provider: openai
+      base_url: http://127.0.0.1:${(stalling.address() as AddressInfo).port}/v1
+      timeout_ms: 300
+rate_limits:
+  global:
+    max_parallel_requests: 1
+`);
+    const timedOut = await send('stall');
+    assert.equal(timedOut.status, 504);
+    assert.equal(timedOut.json.error.code, 'upstream_timeout');
+    assert.equal(gw.engine.liveLeases(), 0);
+    const ac = new AbortController();
+    const p = request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat('stall')), signal: ac.signal }).catch(() => undefined);
+    await eventually(() => started === 2 && gw.engine.liveLeases() === 1);
+    ac.abort();
+    await p;
+    await eventually(() => gw.engine.liveLeases() === 0);
+    assert.equal((await send('stall')).status, 504, 'the slot is free again');
   });
 });

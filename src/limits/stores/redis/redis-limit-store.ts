@@ -106,6 +106,8 @@ export class RedisLimitStore implements LimitStore {
   private lastSyncRttMs = 0;
   /** A lower bound of the server time the sync in flight runs at (its slices are of that window). */
   private syncCoversFrom = -Infinity;
+  /** Why the last sync failed (undefined when it was answered). */
+  private lastSyncError: Error | undefined;
   private closed = false;
   private leaseTtlMs = 30_000;
   /** Admissions decided from local slices alone, and those that needed Redis (`kt_limiter_admissions_total`). */
@@ -127,7 +129,8 @@ export class RedisLimitStore implements LimitStore {
     this.localNow = this.timeMode === 'server' ? () => performance.timeOrigin + performance.now() : (options.clock ?? Date.now);
     if (this.syncIntervalMs > 0) {
       const tag = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-      this.slices = new SliceTable({ maxSliceFraction: options.maxSliceFraction ?? 0.01, ceilingFraction: options.sliceCeiling ?? 0.5 }, tag);
+      // Syncs at window ends only for quanta long enough not to set the pace: 4 intervals or more.
+      this.slices = new SliceTable({ maxSliceFraction: options.maxSliceFraction ?? 0.01, ceilingFraction: options.sliceCeiling ?? 0.5, windowEndSyncMinMs: 4 * this.syncIntervalMs }, tag);
     }
     register(this.client);
     this.scripted = this.client as unknown as ScriptedClient;
@@ -143,10 +146,12 @@ export class RedisLimitStore implements LimitStore {
     this.armSync();
     if (hold.count < n && this.syncing && slices.refillPending(hold, this.syncCoversFrom)) {
       // A window just ended and the sync under way refills its slices in the new one: waiting for
-      // it costs the same round trip as asking Redis, and saves Redis the work.
+      // it costs the same round trip as asking Redis, and saves Redis the work. If that sync failed,
+      // Redis is failing: the admission fails now rather than spending a second deadline on it.
       slices.rollback(hold);
       await this.syncing;
-      hold = slices.hold(counters, this.slicesNow(input.nowMs), input.leaseTtlMs);
+      if (this.lastSyncError) throw new LimitStoreUnavailableError(`Redis limit store: acquire failed: ${this.lastSyncError.message}`, { cause: this.lastSyncError });
+      hold = slices.hold(counters, this.slicesNow(Math.max(input.nowMs, this.localNow())), input.leaseTtlMs);
     }
     if (hold.count === n) {
       this.admissions.local++;
@@ -257,7 +262,9 @@ export class RedisLimitStore implements LimitStore {
         const reply = await this.call('sync', () => this.scripted.ktLimitSyncV2(...args));
         this.lastSyncRttMs = this.localNow() - sentAt;
         plan.apply(JSON.parse(reply) as string[], sentAt);
+        this.lastSyncError = undefined;
       } catch (err) {
+        this.lastSyncError = err as Error;
         plan.fail();
         this.onSyncFailure?.(err as Error, ops.length);
       }

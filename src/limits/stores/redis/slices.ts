@@ -57,6 +57,8 @@ export interface SliceOptions {
   maxSliceFraction?: number;
   /** Slices are only granted while usage (slice included) stays at or under this share (default 0.5). */
   ceilingFraction?: number;
+  /** Only quanta (windows) at least this long set `nextWindowEnd` (default 0: all). */
+  windowEndSyncMinMs?: number;
 }
 
 /** How the scripts name each algorithm. */
@@ -143,6 +145,7 @@ let poolSeq = 0;
 export class SliceTable {
   private readonly maxFraction: number;
   private readonly ceilingFraction: number;
+  private readonly windowEndSyncMinMs: number;
   private readonly slices = new Map<string, WindowSlice>();
   private readonly pools = new Map<string, Pool>();
   private readonly leases = new Map<string, LocalLease[]>();
@@ -164,6 +167,7 @@ export class SliceTable {
   constructor(options: SliceOptions, instanceTag: string) {
     this.maxFraction = options.maxSliceFraction ?? 0.01;
     this.ceilingFraction = options.ceilingFraction ?? 0.5;
+    this.windowEndSyncMinMs = options.windowEndSyncMinMs ?? 0;
     this.memberPrefix = `${instanceTag}:p`;
   }
 
@@ -479,7 +483,7 @@ export class SliceTable {
           const until = windowEnd(g, serverNow);
           if (until !== g.until) this.giveBack(g);
           g.refilling = false;
-          if (granted > 0 && until < nextEnd) nextEnd = until;
+          if (granted > 0 && until < nextEnd && spanOf(g) >= this.windowEndSyncMinMs) nextEnd = until;
           g.units += granted;
           g.anchor = serverNow;
           g.until = until;
@@ -520,6 +524,11 @@ export class SliceTable {
 
 function memberOp(op: 'r' | 'n', key: string, member: string): SyncOp {
   return { key, op, alg: 'c', limit: 0, windowMs: 0, x: member, y: '', z: 0, t: 0, h: 0 };
+}
+
+/** How long a slice's units stay spendable at most: its quantum (sliding) or window (fixed). */
+function spanOf(s: WindowSlice): number {
+  return s.algorithm === 'sliding_window' ? quantumMs(s.windowMs) : s.windowMs;
 }
 
 /** The quantum (sliding) or window (fixed) a time falls in; 0 for a token bucket, charged at the sync's time. */
