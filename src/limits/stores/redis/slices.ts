@@ -33,112 +33,10 @@
  * taken from each sync's reply against the local time the sync was *sent*. The estimate therefore runs
  * ahead of the true server time (by up to one round trip), so a slice always stops early, never late.
  */
-import type { AcquireResult, CounterAdjustment, CounterRequest, CounterResult } from '../../store.ts';
-import type { Algorithm } from '../../types.ts';
-import { quantumMs } from '../../algorithms/sliding-window.ts';
+import type { CounterAdjustment, CounterRequest, CounterResult } from '../../store.ts';
+import { ALG_CODE, SettlementQueue, memberOp, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type Pool, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
 
-/** One entry of the sync script: KEYS[i] and its nine ARGV (see SYNC_LUA). */
-export interface SyncOp {
-  key: string;
-  op: 'a' | 'g' | 'p' | 'r' | 'n';
-  alg: string;
-  limit: number;
-  windowMs: number;
-  x: number | string;
-  y: number | string;
-  z: number;
-  t: number | string;
-  /** Units kept (spendable during the sync), for g. */
-  h: number;
-}
-
-export interface SliceOptions {
-  /** Largest slice as a share of the limit (default 0.01). */
-  maxSliceFraction?: number;
-  /** Slices are only granted while usage (slice included) stays at or under this share (default 0.5). */
-  ceilingFraction?: number;
-  /** Only quanta (windows) at least this long set `nextWindowEnd` (default 0: all). */
-  windowEndSyncMinMs?: number;
-}
-
-/** How the scripts name each algorithm. */
-export const ALG_CODE: Record<Algorithm, string> = { sliding_window: 's', fixed_window: 'f', token_bucket: 'b', concurrency: 'c' };
-
-/** A slice of one sliding or fixed window counter. */
-interface WindowSlice {
-  readonly key: string;
-  readonly algorithm: Algorithm;
-  limit: number;
-  windowMs: number;
-  /** Units counted in Redis and not yet spent here. */
-  units: number;
-  /** Server time the units were counted at (their quantum / window). */
-  anchor: number;
-  /** Server time (estimated) from which the units may no longer be spent. */
-  until: number;
-  /** The counter's usage without this instance's slice, at the last sync or Redis answer. */
-  base: number;
-  /** Units spent from the slice since. */
-  spent: number;
-  /** The counter's reset time at that point. */
-  resetAtMs: number;
-  /** Units this instance admitted on this counter since the last sync (slices and Redis path). */
-  demand: number;
-  /** `demand` of the interval before: slices are sized on the larger, so a quiet interval does not empty them. */
-  lastDemand: number;
-  /** Largest single cost seen: a slice smaller than two of them is not worth holding. */
-  maxCost: number;
-  idle: number;
-  /** A grant for it is on its way (a sync in flight asked for one). */
-  refilling: boolean;
-}
-
-interface PoolMember {
-  readonly name: string;
-  /** Server time at which Redis drops the member unless renewed. */
-  readonly expiresAt: number;
-  /** The lease TTL it was granted with: it only serves requests whose leases have the same. */
-  readonly ttl: number;
-}
-
-/** Concurrency slots held in Redis for local requests. */
-interface Pool {
-  readonly key: string;
-  limit: number;
-  free: PoolMember[];
-  busy: number;
-  /** Most requests in flight at once since the last sync, and in the interval before. */
-  peak: number;
-  lastPeak: number;
-  /** Requests in flight on the counter (all instances), as last reported plus local changes since. */
-  used: number;
-  idle: number;
-}
-
-interface LocalLease {
-  readonly key: string;
-  readonly member: PoolMember;
-}
-
-/** Costs taken from local slices for one admission, pending its decision (see SliceTable.hold). */
-export interface Hold {
-  readonly counters: readonly CounterRequest[];
-  /** Per counter: the slice or pool member that covers it, or undefined (Redis must). */
-  readonly taken: (WindowSlice | PoolMember | undefined)[];
-  /** Counters covered. */
-  readonly count: number;
-  /** Estimated server time of the hold. */
-  readonly now: number;
-}
-
-/** What a sync sends and how to apply its reply. */
-export interface SyncPlan {
-  readonly ops: SyncOp[];
-  /** Applies the script's reply (`[now, (used, reset, granted)...]`) given the local send time. */
-  apply(reply: readonly unknown[], sentAt: number): void;
-  /** The call failed: nothing was granted; releases are queued again (they are idempotent). */
-  fail(): void;
-}
+export { ALG_CODE, type SyncOp } from './slice-model.ts';
 
 let poolSeq = 0;
 
@@ -149,8 +47,8 @@ export class SliceTable {
   private readonly slices = new Map<string, WindowSlice>();
   private readonly pools = new Map<string, Pool>();
   private readonly leases = new Map<string, LocalLease[]>();
-  /** Token adjustments by counter key, one per quantum (window, for fixed windows). */
-  private readonly adjustments = new Map<string, { bucket: number; op: SyncOp }[]>();
+  /** Token settlements to send, merged per counter and quantum. */
+  private readonly settlements = new SettlementQueue();
   private releases: SyncOp[] = [];
   private renewals: SyncOp[] = [];
   /** Estimated server time minus local time (0 until the first sync; client time mode keeps 0). */
@@ -173,7 +71,7 @@ export class SliceTable {
 
   /** Nothing held, nothing queued: the sync timer may stop. */
   get empty(): boolean {
-    return this.slices.size === 0 && this.pools.size === 0 && this.adjustments.size === 0 && this.releases.length === 0 && this.renewals.length === 0;
+    return this.slices.size === 0 && this.pools.size === 0 && this.settlements.size === 0 && this.releases.length === 0 && this.renewals.length === 0;
   }
 
   /**
@@ -377,15 +275,7 @@ export class SliceTable {
 
   /** Queues token settlements, merged with others booked in the same counter quantum. */
   adjust(adjustments: readonly CounterAdjustment[], atMs: number): void {
-    for (const a of adjustments) {
-      if (a.algorithm === 'concurrency' || a.delta === 0) continue;
-      const bucket = bucketOf(a.algorithm, a.windowMs, atMs);
-      let queued = this.adjustments.get(a.key);
-      if (!queued) this.adjustments.set(a.key, (queued = []));
-      const same = queued.find((q) => q.bucket === bucket);
-      if (same) same.op.x = (same.op.x as number) + a.delta;
-      else queued.push({ bucket, op: { key: a.key, op: 'a', alg: ALG_CODE[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0, h: 0 } });
-    }
+    this.settlements.add(adjustments, atMs);
   }
 
   /**
@@ -417,7 +307,7 @@ export class SliceTable {
       const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
       // Token settlements booked in the slice's own quantum (window) ride its entry, as units given
       // back (or taken): one entry per counter instead of two, with the same effect on the counter.
-      const settled = this.takeSettlement(s);
+      const settled = this.settlements.take(s.key, s.algorithm, s.windowMs, s.anchor);
       sliceOps.push({ key: s.key, op: 'g', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept - settled, t: s.anchor, h: kept });
       s.refilling = want > 0;
       s.units = kept;
@@ -454,9 +344,8 @@ export class SliceTable {
     }
 
     const ops: SyncOp[] = [];
-    for (const queued of this.adjustments.values()) for (const q of queued) ops.push(q.op);
+    this.settlements.drainInto(ops);
     ops.push(...this.releases, ...this.renewals, ...sliceOps);
-    this.adjustments.clear();
     const releases = this.releases;
     this.releases = [];
     this.renewals = [];
@@ -501,54 +390,10 @@ export class SliceTable {
     };
   }
 
-  /** Removes and returns the queued settlement of a slice's counter booked in the slice's quantum (window), 0 if none. */
-  private takeSettlement(s: WindowSlice): number {
-    const queued = this.adjustments.get(s.key);
-    if (!queued || s.anchor === 0) return 0;
-    const bucket = bucketOf(s.algorithm, s.windowMs, s.anchor);
-    const i = queued.findIndex((q) => q.bucket === bucket && q.op.windowMs === s.windowMs);
-    if (i < 0) return 0;
-    const delta = queued[i]!.op.x as number;
-    queued.splice(i, 1);
-    if (!queued.length) this.adjustments.delete(s.key);
-    return delta;
-  }
-
   /** Queues a slice's unspent units to go back to the window they were counted in. */
   private giveBack(s: WindowSlice): void {
     if (s.units > 0) this.adjust([{ key: s.key, algorithm: s.algorithm, windowMs: s.windowMs, limit: s.limit, delta: -s.units }], s.anchor);
     s.units = 0;
     s.until = -Infinity;
   }
-}
-
-function memberOp(op: 'r' | 'n', key: string, member: string): SyncOp {
-  return { key, op, alg: 'c', limit: 0, windowMs: 0, x: member, y: '', z: 0, t: 0, h: 0 };
-}
-
-/** How long a slice's units stay spendable at most: its quantum (sliding) or window (fixed). */
-function spanOf(s: WindowSlice): number {
-  return s.algorithm === 'sliding_window' ? quantumMs(s.windowMs) : s.windowMs;
-}
-
-/** The quantum (sliding) or window (fixed) a time falls in; 0 for a token bucket, charged at the sync's time. */
-function bucketOf(algorithm: Algorithm, windowMs: number, atMs: number): number {
-  if (algorithm === 'sliding_window') return Math.floor(atMs / quantumMs(windowMs));
-  if (algorithm === 'fixed_window') return Math.floor(atMs / windowMs);
-  return 0;
-}
-
-/** Server time from which units counted at `at` belong to a past quantum (sliding) or window (fixed). */
-function windowEnd(s: WindowSlice, at: number): number {
-  if (s.algorithm === 'sliding_window') {
-    const g = quantumMs(s.windowMs);
-    return (Math.floor(at / g) + 1) * g;
-  }
-  return (Math.floor(at / s.windowMs) + 1) * s.windowMs;
-}
-
-/** The counter's reset time as the store would report it: spending in the slice's window sets it. */
-function resetOf(s: WindowSlice, now: number): number {
-  if (s.spent > 0 && now < s.until) return s.algorithm === 'sliding_window' ? s.until + s.windowMs : s.until;
-  return s.base > 0 ? Math.max(now, s.resetAtMs) : now;
 }
