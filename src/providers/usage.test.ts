@@ -13,6 +13,25 @@ describe('usage of a whole upstream answer', () => {
     assert.deepEqual(JSON.parse(trailingUsage(spaced)!), usage);
   });
 
+  it('cuts it out when only scalar members follow it, as in OpenAI answers', () => {
+    const openai = JSON.stringify({ id: 'x', choices: [], usage, service_tier: 'default', system_fingerprint: 'fp_"}x' });
+    assert.equal(trailingUsage(openai), JSON.stringify(usage));
+    assert.deepEqual(usageFromJson(openai), { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 });
+    const scalars = `{"id": "x", "usage": ${JSON.stringify(usage)} ,\n "a": null, "b": -1.5E+3, "c": true, "d": false }\n`;
+    assert.equal(trailingUsage(scalars), JSON.stringify(usage));
+  });
+
+  it('parses the whole answer when an object or array follows usage', () => {
+    const objectAfter = JSON.stringify({ id: 'x', usage, meta: { a: 1 } });
+    assert.equal(trailingUsage(objectAfter), null);
+    assert.deepEqual(usageFromJson(objectAfter), { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 });
+    assert.equal(trailingUsage(JSON.stringify({ id: 'x', usage, tags: ['a'] })), null);
+    // A usage nested in the last member, followed by scalars in its own object, is not the answer's.
+    const nestedLast = JSON.stringify({ id: 'x', data: { usage: { prompt_tokens: 1 }, note: 'n' } });
+    assert.equal(trailingUsage(nestedLast), null);
+    assert.equal(usageFromJson(nestedLast), null);
+  });
+
   it('parses the whole answer when usage is not the last member of the top-level object', () => {
     const notLast = JSON.stringify({ usage, id: 'x', choices: [{ message: { usage: { prompt_tokens: 1 } } }] });
     assert.equal(trailingUsage(notLast), null);
