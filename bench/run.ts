@@ -13,7 +13,7 @@
  * are not comparable).
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem, type as osType, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 import { cpuMs, killAll, machineBusyMs, start, tail, type Proc } from './procs.ts';
+import { ACQUIRE_LUA, RENEW_LUA, SETTLE_LUA, SYNC_LUA } from '../src/limits/stores/redis/scripts.ts';
 import { diffCommands, redisCost, RedisProbe, type RedisCost } from './redis-stats.ts';
 import { plainHeaders, REQUEST_BODY, REQUEST_PATH, SCENARIOS, type GatewayScenario } from './scenarios.ts';
 import { checksOf, notesOf, render, summarizeRounds, type PhaseCpu, type Report, type TargetId, type TargetResult } from './report.ts';
@@ -280,11 +281,12 @@ async function withCpu(pids: Record<string, number>, server: string, phase: () =
   };
 }
 
+/** Every command a kt script runs (from the script texts themselves, whichever file holds their Lua). */
 function scriptCommands(): Set<string> {
   const out = new Set<string>();
-  const file = join(ROOT, 'src/limits/stores/redis/scripts.ts');
-  if (!existsSync(file)) return out;
-  for (const m of readFileSync(file, 'utf8').matchAll(/redis\.p?call\(\s*['"]([A-Za-z]+)['"]/g)) out.add(m[1]!.toLowerCase());
+  for (const lua of [ACQUIRE_LUA, SETTLE_LUA, RENEW_LUA, SYNC_LUA]) {
+    for (const m of lua.matchAll(/redis\.p?call\(\s*['"]([A-Za-z]+)['"]/g)) out.add(m[1]!.toLowerCase());
+  }
   return out;
 }
 
