@@ -36,6 +36,15 @@ class PendingCounts {
   }
 }
 
+/** What the Redis limit store has counted since it started. */
+export interface LimiterCounts {
+  /** Admissions decided from this instance's quota slices alone. */
+  local: number;
+  /** Admissions that needed a script call to Redis. */
+  redis: number;
+  syncs: number;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly pendingRequests = new PendingCounts();
@@ -83,6 +92,33 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Counts of the Redis limit store, read when `/metrics` is scraped (see `watchLimiter`). */
+  private limiterCounts: (() => LimiterCounts) | undefined;
+  private readonly limiterAdmissions: Counter<'decided'> = new Counter({
+    name: 'kt_limiter_admissions_total',
+    help: "Admissions of the Redis limit store, by where they were decided: local (this instance's quota slices alone) or redis (a script call).",
+    labelNames: ['decided'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const c = this.limiterCounts?.();
+      if (!c) return;
+      this.limiterAdmissions.reset();
+      this.limiterAdmissions.inc({ decided: 'local' }, c.local);
+      this.limiterAdmissions.inc({ decided: 'redis' }, c.redis);
+    },
+  });
+  private readonly limiterSyncs: Counter = new Counter({
+    name: 'kt_limiter_syncs_total',
+    help: 'Syncs of quota slices and queued settlements with Redis (answered or failed).',
+    registers: [this.registry],
+    collect: () => {
+      const c = this.limiterCounts?.();
+      if (!c) return;
+      this.limiterSyncs.reset();
+      this.limiterSyncs.inc(c.syncs);
+    },
+  });
+
   constructor(defaults = false) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }
@@ -96,6 +132,11 @@ export class Metrics {
       this.pendingTokens.add(`p\u0000${group}`, () => ({ consumer_group: group, kind: 'prompt' }), ctx.usage.prompt_tokens, this.tokens as Counter<string>);
       this.pendingTokens.add(`c\u0000${group}`, () => ({ consumer_group: group, kind: 'completion' }), ctx.usage.completion_tokens, this.tokens as Counter<string>);
     }
+  }
+
+  /** Exports the Redis limit store's own counts (they only grow) at every scrape. */
+  watchLimiter(counts: () => LimiterCounts): void {
+    this.limiterCounts = counts;
   }
 
   rateLimited(scope: string, limit: string): void {

@@ -71,6 +71,7 @@ export async function createLimiter(settings: DistributedRateLimitInput | undefi
       syncFailures = 0;
     },
   });
+  deps.metrics.watchLimiter(() => ({ local: primary.admissions.local, redis: primary.admissions.redis, syncs: primary.syncs }));
   const store = new FallbackLimitStore({ primary, localFallback, metrics: deps.metrics, log: deps.log, clock: deps.clock });
   const description = `redis (${where}, key prefix "${keyPrefix}", local_fallback ${localFallback ? 'on' : 'off'}, command timeout ${commandTimeoutMs} ms, synced every ${settings.sync_interval_ms ?? 50} ms)`;
   return {

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { startGatewayProcess, startMockUpstreamProcess, writeConfig, tempDir, post, chat, eventually, type GatewayProc, type MockProc } from '../helpers/harness.ts';
+import { startGatewayProcess, startMockUpstreamProcess, writeConfig, tempDir, post, get, chat, eventually, type GatewayProc, type MockProc } from '../helpers/harness.ts';
 import { requireRedis, REDIS_URL } from '../helpers/redis.ts';
 
 describe('several gateway instances sharing limits through Redis', async () => {
@@ -83,6 +83,26 @@ ${extra}`;
       assert.equal(r.json.error.details.scope, 'user');
     }
     assert.equal((await post(`${b!.url}/v1/chat/completions`, chat('bob'), { 'x-user-id': 'bob' })).status, 200);
+  });
+
+  it('counts in /metrics the admissions decided from quota slices and those that asked Redis', { skip: !hasRedis }, async () => {
+    const [gw] = await start(1, config(`rate_limits:\n  per_user:\n    rpm: 100000\nuser_rate_limit:\n  header: X-User-Id\n`), 'metrics');
+    const scrape = async () => {
+      const text = (await get(`${gw!.url}/metrics`)).text;
+      const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+      return { local: value(/^kt_limiter_admissions_total\{decided="local"\} (\S+)$/m), redis: value(/^kt_limiter_admissions_total\{decided="redis"\} (\S+)$/m), syncs: value(/^kt_limiter_syncs_total (\S+)$/m) };
+    };
+    let sent = 0;
+    // The first admissions go to Redis; once a sync has granted the user's counter a slice, they are local.
+    await eventually(async () => {
+      assert.equal((await post(`${gw!.url}/v1/chat/completions`, chat(`m ${sent}`), { 'x-user-id': 'carol' })).status, 200);
+      sent++;
+      return (await scrape()).local > 0;
+    }, 10_000, 10);
+    const m = await scrape();
+    assert.ok(m.redis >= 1, `the first admission asked Redis (${JSON.stringify(m)})`);
+    assert.equal(m.local + m.redis, sent, 'every admission is counted once');
+    assert.ok(m.syncs >= 1, 'a sync granted the slice');
   });
 
   it("a crashed instance's concurrency slots come back when its leases expire", { skip: !hasRedis }, async () => {

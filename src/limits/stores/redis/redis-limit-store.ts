@@ -110,7 +110,10 @@ export class RedisLimitStore implements LimitStore {
   private lastSyncError: Error | undefined;
   private closed = false;
   private leaseTtlMs = 30_000;
-  /** Admissions decided from local slices alone, and those that needed Redis (`kt_limiter_admissions_total`). */
+  /**
+   * Admissions decided from local slices alone, those that needed Redis, and of these the ones partly
+   * covered by slices (the first two are exported as `kt_limiter_admissions_total`).
+   */
   readonly admissions = { local: 0, redis: 0, partial: 0 };
   /** Syncs that completed (answered or failed). */
   syncs = 0;
@@ -138,7 +141,11 @@ export class RedisLimitStore implements LimitStore {
 
   async acquire(input: AcquireInput): Promise<AcquireResult> {
     const slices = this.slices;
-    if (!slices) return this.acquireInRedis(input);
+    if (!slices) {
+      const decided = await this.acquireInRedis(input);
+      this.admissions.redis++;
+      return decided;
+    }
     // Counters covered by local slices take their cost here; the rest (if any) go to Redis in one call.
     const counters = input.counters;
     const n = counters.length;
