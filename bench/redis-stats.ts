@@ -109,6 +109,8 @@ export interface RedisCost {
   commands: CommandCounts;
   /** Other clients seen active, or connections opened, during the run (their commands are counted too). */
   otherClientsActive: number;
+  /** The gateway's own counts (`kt_limiter_admissions_total`, `kt_limiter_syncs_total`) over the run. */
+  admissions?: { local: number; redis: number; syncs: number };
 }
 
 const SCRIPT_CALLS = ['evalsha', 'eval', 'evalsha_ro', 'eval_ro', 'fcall', 'fcall_ro'];

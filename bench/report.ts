@@ -229,6 +229,8 @@ export function render(r: Report): string {
         .join(', ');
       lines.push(`  ${x.label}: ${c.commandsPerRequest.toFixed(2)} commands in ${c.roundTripsPerRequest.toFixed(2)} round trips (${c.scriptCallsPerRequest.toFixed(2)} script calls; ${c.admitted} admitted)`);
       lines.push(`    ${top}`);
+      const a = c.admissions;
+      if (a) lines.push(`    admissions decided from local quota slices ${((100 * a.local) / (a.local + a.redis)).toFixed(1)}%, with a script call ${((100 * a.redis) / (a.local + a.redis)).toFixed(1)}% (${a.redis} of ${a.local + a.redis}); ${a.syncs} syncs`);
     }
   }
   lines.push('');

@@ -281,6 +281,15 @@ async function withCpu(pids: Record<string, number>, server: string, phase: () =
   };
 }
 
+/** The Redis limit store's counts from the gateway's /metrics (null when it exports none). */
+async function limiterCounts(origin: string): Promise<{ local: number; redis: number; syncs: number } | null> {
+  const res = await request(`${origin}/metrics`);
+  const text = await res.body.text();
+  const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+  const c = { local: value(/^kt_limiter_admissions_total\{decided="local"\} (\S+)$/m), redis: value(/^kt_limiter_admissions_total\{decided="redis"\} (\S+)$/m), syncs: value(/^kt_limiter_syncs_total (\S+)$/m) };
+  return Number.isFinite(c.local + c.redis + c.syncs) ? c : null;
+}
+
 /** Every command a kt script runs (from the script texts themselves, whichever file holds their Lua). */
 function scriptCommands(): Set<string> {
   const out = new Set<string>();
@@ -414,6 +423,7 @@ async function runGateway(s: GatewayScenario, id: TargetId, upstreamOrigin: stri
     const gatewayConns = before && redis ? new Set([...(await redis.clientIds())].filter((x) => !before.has(x))) : null;
     const stats0 = redis && s.redis ? await redis.commandStats() : null;
     const conns0 = redis && s.redis ? await redis.connectionsReceived() : 0;
+    const limiter0 = s.redis ? await limiterCounts(gw.origin) : null;
     const phaseStart = performance.now();
     const m = await measure(gen, gw.origin, headers, { ...basePids, server: gw.proc.pid }, 'server');
     let cost: RedisCost | undefined;
@@ -424,6 +434,8 @@ async function runGateway(s: GatewayScenario, id: TargetId, upstreamOrigin: stri
       const opened = (await redis.connectionsReceived()) - conns0;
       const others = (await redis.othersActive(gatewayConns, Math.ceil((performance.now() - phaseStart) / 1000))) + Math.max(0, opened);
       cost = redisCost(commands, m.closed.okTotal + m.open.okTotal, others, scriptCommands());
+      const limiter1 = limiter0 ? await limiterCounts(gw.origin) : null;
+      if (limiter0 && limiter1) cost.admissions = { local: limiter1.local - limiter0.local, redis: limiter1.redis - limiter0.redis, syncs: limiter1.syncs - limiter0.syncs };
     }
     return { id, label: s.label, status: 'ok', limiter, ...m, redis: cost };
   } catch (err) {
