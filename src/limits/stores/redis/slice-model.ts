@@ -30,6 +30,29 @@ export interface SliceOptions {
   windowEndSyncMinMs?: number;
 }
 
+/**
+ * Quiet intervals in a row (no demand) after which a counter's slice or pool goes back. A counter
+ * used every few intervals (a user sending a request every 100-200 ms) keeps a small slice rather
+ * than losing it between requests and sending each one to Redis.
+ */
+export const QUIET_SYNCS = 4;
+
+/**
+ * What a sync sizes a slice or pool on: the larger of this interval's demand and that of the last
+ * interval that had any, or 0 once the counter has been quiet for QUIET_SYNCS intervals. Updates `t`.
+ */
+export function demandOf(t: { lastBusy: number; quiet: number }, current: number): number {
+  const recent = Math.max(current, t.lastBusy);
+  if (current > 0) {
+    t.lastBusy = current;
+    t.quiet = 0;
+    return recent;
+  }
+  if (++t.quiet < QUIET_SYNCS) return recent;
+  t.lastBusy = 0;
+  return 0;
+}
+
 /** How the scripts name each algorithm. */
 export const ALG_CODE: Record<Algorithm, string> = { sliding_window: 's', fixed_window: 'f', token_bucket: 'b', concurrency: 'c' };
 
@@ -53,8 +76,9 @@ export interface WindowSlice {
   resetAtMs: number;
   /** Units this instance admitted on this counter since the last sync (slices and Redis path). */
   demand: number;
-  /** `demand` of the interval before: slices are sized on the larger, so a quiet interval does not empty them. */
-  lastDemand: number;
+  /** `demand` of the last interval that had any, and the quiet intervals since (see `demandOf`). */
+  lastBusy: number;
+  quiet: number;
   /** Largest single cost seen: a slice smaller than two of them is not worth holding. */
   maxCost: number;
   idle: number;
@@ -78,7 +102,9 @@ export interface Pool {
   busy: number;
   /** Most requests in flight at once since the last sync, and in the interval before. */
   peak: number;
-  lastPeak: number;
+  /** `peak` of the last interval that had any, and the quiet intervals since (see `demandOf`). */
+  lastBusy: number;
+  quiet: number;
   /** Requests in flight on the counter (all instances), as last reported plus local changes since. */
   used: number;
   idle: number;

@@ -14,8 +14,9 @@
  * still holds unspent units; that is kept small and short:
  * - a slice is only granted while the counter's usage, slice included, stays at or under half its
  *   limit, is at most 1 % of the limit (`maxSliceFraction`), and at most about twice what the
- *   instance used of that counter in the last intervals; a limit too small for a slice of two
- *   requests' cost gets none, so small limits are always decided in Redis, one request at a time;
+ *   instance used of that counter in its last busy interval (none after QUIET_SYNCS quiet ones); a
+ *   limit too small for a slice of two requests' cost gets none, so small limits are always decided
+ *   in Redis, one request at a time;
  * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`;
  * - a window slice is only spent inside the window quantum (sliding) or window (fixed) it was counted
  *   in, so a request is never counted earlier than its own time: every window still holds.
@@ -34,7 +35,7 @@
  * ahead of the true server time (by up to one round trip), so a slice always stops early, never late.
  */
 import type { CounterAdjustment, CounterRequest, CounterResult } from '../../store.ts';
-import { ALG_CODE, SettlementQueue, memberOp, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type Pool, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
+import { ALG_CODE, SettlementQueue, demandOf, memberOp, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type Pool, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
 
 export { ALG_CODE, type SyncOp } from './slice-model.ts';
 
@@ -217,7 +218,7 @@ export class SliceTable {
         let p = this.pools.get(c.key);
         if (!p && !admitted) continue;
         if (!p) {
-          p = { key: c.key, limit: c.limit, free: [], busy: 0, peak: 0, lastPeak: 0, used: 0, idle: 0 };
+          p = { key: c.key, limit: c.limit, free: [], busy: 0, peak: 0, lastBusy: 0, quiet: 0, used: 0, idle: 0 };
           this.pools.set(c.key, p);
         }
         p.limit = c.limit;
@@ -229,7 +230,7 @@ export class SliceTable {
       let s = this.slices.get(c.key);
       if (!s && !admitted) continue;
       if (!s) {
-        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastDemand: 0, maxCost: 0, idle: 0, refilling: false };
+        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastBusy: 0, quiet: 0, maxCost: 0, idle: 0, refilling: false };
         this.slices.set(c.key, s);
       }
       if (s.limit !== c.limit || s.windowMs !== c.windowMs) {
@@ -291,8 +292,7 @@ export class SliceTable {
     const names: string[] = [];
 
     for (const s of this.slices.values()) {
-      const recent = Math.max(s.demand, s.lastDemand);
-      s.lastDemand = s.demand;
+      const recent = demandOf(s, s.demand);
       s.demand = 0;
       const cap = Math.floor(s.limit * this.maxFraction);
       let want = final ? 0 : Math.min(cap, Math.ceil(2 * recent + 2 * s.maxCost));
@@ -317,8 +317,7 @@ export class SliceTable {
     }
 
     for (const p of this.pools.values()) {
-      const recent = Math.max(p.peak, p.lastPeak);
-      p.lastPeak = p.peak;
+      const recent = demandOf(p, p.peak);
       p.peak = p.busy;
       const cap = Math.floor(p.limit * this.maxFraction);
       const target = final || recent === 0 || cap < 2 ? 0 : Math.max(0, Math.min(cap, 2 * recent + 2) - p.busy);
