@@ -100,7 +100,7 @@ export interface Pool {
   limit: number;
   free: PoolMember[];
   busy: number;
-  /** Most requests in flight at once since the last sync, and in the interval before. */
+  /** Most requests in flight at once since the last sync. */
   peak: number;
   /** `peak` of the last interval that had any, and the quiet intervals since (see `demandOf`). */
   lastBusy: number;
