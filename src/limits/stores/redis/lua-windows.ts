@@ -33,12 +33,17 @@ local function expiryOf(q, w, g) return (q + 1) * g + w end
 local function load(key, alg, w)
   if alg == 's' then
     local flat = redis.call('HGETALL', key)
-    local st = { qs = {}, u = {}, orig = {}, dirty = {}, w = w }
+    -- dirty: quantum -> its value when loaded (false: absent), for the quanta an operation touched.
+    local st = { qs = {}, u = {}, dirty = {}, w = w }
+    local qs, u, prev, sorted = st.qs, st.u, -math.huge, true
     for i = 1, #flat, 2 do
-      local q, a = tonumber(flat[i]), tonumber(flat[i + 1])
-      st.qs[#st.qs + 1] = q; st.u[q] = a; st.orig[q] = a
+      local q = tonumber(flat[i])
+      qs[#qs + 1] = q; u[q] = tonumber(flat[i + 1])
+      if q < prev then sorted = false end
+      prev = q
     end
-    table.sort(st.qs)
+    -- Fields come back in insertion order, which is quantum order unless an old quantum came back.
+    if not sorted then table.sort(qs) end
     st.newest = st.qs[#st.qs]
     return st
   elseif alg == 'f' then
@@ -63,7 +68,10 @@ local function slPrune(st, now, w)
   if #st.qs > 0 and expiryOf(st.qs[1], w, g) <= now then
     local keep = {}
     for _, q in ipairs(st.qs) do
-      if expiryOf(q, w, g) <= now then st.u[q] = nil; st.dirty[q] = true else keep[#keep + 1] = q end
+      if expiryOf(q, w, g) <= now then
+        if st.dirty[q] == nil then st.dirty[q] = st.u[q] end
+        st.u[q] = nil
+      else keep[#keep + 1] = q end
     end
     st.qs = keep
   end
@@ -73,7 +81,7 @@ local function slAdd(st, at, w, units)
   if units == 0 then return end
   local q = math.floor(at / quantumMs(w))
   local cur = st.u[q]
-  st.dirty[q] = true
+  if st.dirty[q] == nil then st.dirty[q] = cur or false end
   if cur ~= nil then
     local left = cur + units
     if left > 0 then st.u[q] = left; return end
@@ -107,11 +115,12 @@ end
 local function slSave(key, st, now)
   local dels, sets = {}, {}
   -- Only quanta an operation touched can differ from what was loaded.
-  for q, _ in pairs(st.dirty) do
+  for q, o in pairs(st.dirty) do
     local v = st.u[q]
+    if o == false then o = nil end
     if v == nil then
-      if st.orig[q] ~= nil then dels[#dels + 1] = fmt(q) end
-    elseif v ~= st.orig[q] then sets[#sets + 1] = fmt(q); sets[#sets + 1] = fmt(v) end
+      if o ~= nil then dels[#dels + 1] = fmt(q) end
+    elseif v ~= o then sets[#sets + 1] = fmt(q); sets[#sets + 1] = fmt(v) end
   end
   if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
   if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
