@@ -97,7 +97,7 @@ async function main(): Promise<void> {
         sample.entries += USERS * 4;
         sample.n++;
         if (sample.n === SAMPLES_PER_POINT) {
-          const quanta = await client.hlen(`${store.keyHead}${users[0]![0]!.key}`);
+          const quanta = (await client.hkeys(`${store.keyHead}${users[0]![0]!.key}`)).filter((f) => /^\d+$/.test(f)).length;
           points.push({ simulatedS: at, quantaPerWindow: quanta, entries: USERS * 4, redisMsPerSync: sample.usec / 1000 / sample.n, redisUsPerEntry: sample.usec / sample.entries });
           log(`  after ${String(at).padStart(2)} s: ${String(quanta).padStart(2)} quanta per window, ${(sample.usec / 1000 / sample.n).toFixed(2)} ms of Redis per sync (${(sample.usec / sample.entries).toFixed(1)} µs per entry)`);
         }

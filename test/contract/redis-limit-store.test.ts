@@ -167,6 +167,22 @@ describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
     assert.equal((await redis.acquire({ nowMs, counters: [c], leaseId: '', leaseTtlMs: 1 })).results[0]!.remaining, 3);
   });
 
+  it('reads a sliding window stored without its kept total (quanta only) and adds the total', async () => {
+    const key = `named:legacy-${Date.now()}:sliding_window:60000|s`;
+    const nowMs = 1_800_000_030_000; // quanta of 1 s: this is quantum 1_800_000_030
+    const full = redis.keyHead + key;
+    await shared().hset(full, '1799999960', '3', '1799999990', '4', '1800000029', '2'); // 1799999960 has expired
+    await shared().pexpire(full, 60_000);
+    const c: CounterRequest = { key, algorithm: 'sliding_window', limit: 10, windowMs: 60_000, cost: 1, shadow: false };
+    const r = await redis.acquire({ nowMs, counters: [c], leaseId: '', leaseTtlMs: 1 });
+    assert.deepEqual([r.admitted, r.results[0]!.remaining, r.results[0]!.resetAtMs], [true, 3, 1_800_000_091_000]);
+    assert.deepEqual(await shared().hgetall(full), { '1799999990': '4', '1800000029': '2', '1800000030': '1', t: '7', o: '1799999970', n: '1800000030' });
+    // From then on the kept total decides: three more fit, the fourth is refused until quantum 1799999990 goes.
+    for (const admitted of [true, true, true, false]) assert.equal((await redis.acquire({ nowMs, counters: [c], leaseId: '', leaseTtlMs: 1 })).admitted, admitted);
+    const refused = await redis.acquire({ nowMs, counters: [c], leaseId: '', leaseTtlMs: 1 });
+    assert.equal(refused.results[0]!.retryAfterMs, 1_800_000_051_000 - nowMs);
+  });
+
   it("server time mode decides with Redis's clock and reports it as atMs", async () => {
     const server = new RedisLimitStore({ client: shared(), keyPrefix: prefix, timeMode: 'server' });
     const c: CounterRequest = { key: `named:server-${Date.now()}:fixed_window:60000|s`, algorithm: 'fixed_window', limit: 5, windowMs: 60_000, cost: 1, shadow: false };
@@ -235,10 +251,20 @@ describe('RedisLimitStore with batched settlements (sync_interval_ms)', { skip: 
 });
 
 describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, () => {
-  /** The units a sliding-window counter holds in Redis (every live quantum). */
+  /**
+   * The units a sliding-window counter holds in Redis (every live quantum), checked against the
+   * total the scripts keep beside the quanta.
+   */
   async function unitsInRedis(store: RedisLimitStore, key: string): Promise<number> {
-    const fields = await shared().hvals(store.keyHead + key);
-    return fields.reduce((sum, v) => sum + Number(v), 0);
+    const { t, o, n, ...quanta } = await shared().hgetall(store.keyHead + key);
+    const qs = Object.keys(quanta).map(Number);
+    const sum = Object.values(quanta).reduce((s, v) => s + Number(v), 0);
+    assert.equal(Number(t ?? 0), sum, `the kept total of ${key} is the sum of its quanta`);
+    if (qs.length) {
+      assert.equal(Number(n), Math.max(...qs), 'n is the newest quantum');
+      assert.ok(Number(o) <= Math.min(...qs), 'no quantum is older than o');
+    }
+    return sum;
   }
 
   it('three instances never admit past the limit, and every unit is accounted for once they sync', async () => {

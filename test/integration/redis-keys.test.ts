@@ -32,7 +32,7 @@ describe(NAME, { skip: !haveRedis }, () => {
     key: string;
     type: string;
     pttl: number;
-    /** A hash's field names, sorted, digits as `q` (`q,q` sliding, `s,u` fixed, `l,m,t` bucket). */
+    /** A hash's field names, sorted, digits as `q` (`q,q,n,o,t` sliding, `s,u` fixed, `l,m,t` bucket). */
     shape: string;
   }
 
@@ -110,7 +110,7 @@ describe(NAME, { skip: !haveRedis }, () => {
     assertAllExpire(during);
     const shapes = new Set(during.map((k) => k.shape).filter(Boolean));
     for (const shape of ['s,u', 'l,m,t']) assert.ok(shapes.has(shape), `a ${shape} hash among ${[...shapes].join(' | ')}`);
-    assert.ok([...shapes].some((s) => /^q(,q)*$/.test(s)), 'sliding windows as quantum -> units hashes');
+    assert.ok([...shapes].some((s) => /^q(,q)*,n,o,t$/.test(s)), 'sliding windows as quantum -> units hashes with their total');
     assert.equal((await slow).status, 200);
 
     const settled = await snapshot();

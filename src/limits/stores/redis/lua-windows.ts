@@ -30,22 +30,87 @@ local SLOTS = 60
 local function quantumMs(w) return math.max(1, math.ceil(w / SLOTS)) end
 local function expiryOf(q, w, g) return (q + 1) * g + w end
 
+-- sliding_window: a hash of quantum -> units, plus t (their total), o (no quantum is older) and n
+-- (the newest quantum). Operations read the quanta they touch, not the whole hash, so a sync's cost
+-- does not grow with how full the windows are. A hash without t (written before the totals were kept)
+-- is read whole once and gets them.
+local META = { t = true, o = true, n = true }
+local slFetchAll
+local function slLoad(key, w)
+  local m = redis.call('HMGET', key, 't', 'o', 'n')
+  -- v: quantum -> units (false: absent) for the quanta read so far; dirty: quantum -> its value when
+  -- loaded (false: absent), for the quanta an operation touched.
+  local st = { key = key, w = w, g = quantumMs(w), v = {}, dirty = {} }
+  st.tot, st.lo, st.hi = tonumber(m[1]), tonumber(m[2]), tonumber(m[3])
+  if st.tot == nil then
+    st.tot = 0
+    slFetchAll(st)
+    st.legacy = st.hi ~= nil
+  end
+  st.ot, st.olo, st.ohi = st.tot, st.lo, st.hi
+  return st
+end
+-- Reads every quantum (a legacy hash, or a range too wide to read field by field).
+slFetchAll = function(st)
+  local flat = redis.call('HGETALL', st.key)
+  local tot, lo, hi = 0, nil, nil
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    if not META[f] then
+      local q, u = tonumber(f), tonumber(flat[i + 1])
+      if st.v[q] == nil then st.v[q] = u end
+      tot = tot + u
+      if lo == nil or q < lo then lo = q end
+      if hi == nil or q > hi then hi = q end
+    end
+  end
+  st.all = true
+  if st.lo == nil then st.tot, st.lo, st.hi = tot, lo, hi end
+end
+-- The quanta present in a..b, ascending (one HMGET for those not read yet; a range too wide to
+-- read field by field reads the whole hash).
+local function slPresent(st, a, b)
+  local out = {}
+  if b < a then return out end
+  if b - a > 2 * SLOTS and not st.all then slFetchAll(st) end
+  if st.all then
+    for q, x in pairs(st.v) do if x and q >= a and q <= b then out[#out + 1] = q end end
+    table.sort(out)
+    return out
+  end
+  local want, fields = {}, {}
+  for q = a, b do if st.v[q] == nil then want[#want + 1] = q; fields[#fields + 1] = fmt(q) end end
+  if #want > 0 then
+    local vals = redis.call('HMGET', st.key, unpack(fields))
+    for i, q in ipairs(want) do st.v[q] = tonumber(vals[i]) or false end
+  end
+  for q = a, b do if st.v[q] then out[#out + 1] = q end end
+  return out
+end
+local function slGet(st, q)
+  local x = st.v[q]
+  if x == nil then
+    if st.all then return nil end
+    x = tonumber(redis.call('HGET', st.key, fmt(q))) or false
+    st.v[q] = x
+  end
+  return x or nil
+end
+local function slSet(st, q, x)
+  if st.dirty[q] == nil then st.dirty[q] = st.v[q] or false end
+  st.v[q] = x
+end
+-- When quantum q stops being counted (see sliding-window.ts): the last quantum gone at 'now'.
+local function slCutoff(now, w, g)
+  local c = math.floor((now - w) / g) - 1
+  while expiryOf(c + 1, w, g) <= now do c = c + 1 end
+  while expiryOf(c, w, g) > now do c = c - 1 end
+  return c
+end
+
 local function load(key, alg, w)
   if alg == 's' then
-    local flat = redis.call('HGETALL', key)
-    -- dirty: quantum -> its value when loaded (false: absent), for the quanta an operation touched.
-    local st = { qs = {}, u = {}, dirty = {}, w = w }
-    local qs, u, prev, sorted = st.qs, st.u, -math.huge, true
-    for i = 1, #flat, 2 do
-      local q = tonumber(flat[i])
-      qs[#qs + 1] = q; u[q] = tonumber(flat[i + 1])
-      if q < prev then sorted = false end
-      prev = q
-    end
-    -- Fields come back in insertion order, which is quantum order unless an old quantum came back.
-    if not sorted then table.sort(qs) end
-    st.newest = st.qs[#st.qs]
-    return st
+    return slLoad(key, w)
   elseif alg == 'f' then
     local v = redis.call('HMGET', key, 's', 'u')
     local s, u = tonumber(v[1]), tonumber(v[2])
@@ -56,76 +121,75 @@ local function load(key, alg, w)
   return { l = l, t = t, m = m, ol = l, ot = t, om = m, w = w }
 end
 
--- sliding_window
-local function slUsed(st)
-  local used = 0
-  for _, q in ipairs(st.qs) do used = used + st.u[q] end
-  return used
-end
 local function slPrune(st, now, w)
-  local g = quantumMs(w)
-  -- Quanta are in order: when the oldest is live, they all are (the common case, nothing to drop).
-  if #st.qs > 0 and expiryOf(st.qs[1], w, g) <= now then
-    local keep = {}
-    for _, q in ipairs(st.qs) do
-      if expiryOf(q, w, g) <= now then
-        if st.dirty[q] == nil then st.dirty[q] = st.u[q] end
-        st.u[q] = nil
-      else keep[#keep + 1] = q end
-    end
-    st.qs = keep
+  if st.hi == nil then return 0 end
+  local cut = slCutoff(now, w, st.g)
+  if st.lo > cut then return st.tot end -- the oldest quantum is live: nothing to drop (the common case)
+  for _, q in ipairs(slPresent(st, st.lo, math.min(cut, st.hi))) do
+    st.tot = st.tot - st.v[q]
+    slSet(st, q, false)
   end
-  return slUsed(st)
+  if cut >= st.hi then st.tot, st.lo, st.hi = 0, nil, nil else st.lo = cut + 1 end
+  return st.tot
 end
 local function slAdd(st, at, w, units)
   if units == 0 then return end
-  local q = math.floor(at / quantumMs(w))
-  local cur = st.u[q]
-  if st.dirty[q] == nil then st.dirty[q] = cur or false end
+  local q = math.floor(at / st.g)
+  local cur = (st.lo ~= nil and q >= st.lo and q <= st.hi) and slGet(st, q) or nil
   if cur ~= nil then
     local left = cur + units
-    if left > 0 then st.u[q] = left; return end
-    st.u[q] = nil
-    local keep = {}
-    for _, x in ipairs(st.qs) do if x ~= q then keep[#keep + 1] = x end end
-    st.qs = keep
+    if left > 0 then st.tot = st.tot + units; slSet(st, q, left); return end
+    -- A quantum given back to zero is dropped, so it no longer holds up the reset.
+    st.tot = st.tot - cur
+    slSet(st, q, false)
+    if q == st.hi then
+      local below = slPresent(st, st.lo, q - 1)
+      st.hi = below[#below]
+      if st.hi == nil then st.tot, st.lo = 0, nil end
+    end
   elseif units > 0 then
-    st.u[q] = units
-    local i = #st.qs
-    while i > 0 and st.qs[i] > q do st.qs[i + 1] = st.qs[i]; i = i - 1 end
-    st.qs[i + 1] = q
+    st.tot = st.tot + units
+    slSet(st, q, units)
+    if st.hi == nil or q > st.hi then st.hi = q end
+    if st.lo == nil or q < st.lo then st.lo = q end
   end
 end
 local function slReset(st, now, w)
-  local n = #st.qs
-  if n == 0 then return now end
-  return expiryOf(st.qs[n], w, quantumMs(w))
+  if st.hi == nil then return now end
+  return expiryOf(st.hi, w, st.g)
 end
 local function slRetry(st, now, w, limit, cost)
   if cost > limit then return -1 end
-  local used = slUsed(st)
+  local used = st.tot
   if used + cost <= limit and used < limit then return 0 end
-  local g = quantumMs(w)
-  for _, q in ipairs(st.qs) do
-    used = used - st.u[q]
-    if used + cost <= limit and used < limit then return math.max(1, expiryOf(q, w, g) - now) end
+  if st.hi ~= nil then
+    for _, q in ipairs(slPresent(st, st.lo, st.hi)) do
+      used = used - st.v[q]
+      if used + cost <= limit and used < limit then return math.max(1, expiryOf(q, w, st.g) - now) end
+    end
   end
   return math.max(1, w)
 end
 local function slSave(key, st, now)
+  if st.hi == nil then
+    if st.ohi ~= nil then redis.call('DEL', key) end
+    return
+  end
   local dels, sets = {}, {}
   -- Only quanta an operation touched can differ from what was loaded.
   for q, o in pairs(st.dirty) do
-    local v = st.u[q]
-    if o == false then o = nil end
-    if v == nil then
-      if o ~= nil then dels[#dels + 1] = fmt(q) end
-    elseif v ~= o then sets[#sets + 1] = fmt(q); sets[#sets + 1] = fmt(v) end
+    local x = st.v[q]
+    if x == false then
+      if o ~= false then dels[#dels + 1] = fmt(q) end
+    elseif x ~= o then sets[#sets + 1] = fmt(q); sets[#sets + 1] = fmt(x) end
   end
+  if st.tot ~= st.ot or st.legacy then sets[#sets + 1] = 't'; sets[#sets + 1] = fmt(st.tot) end
+  if st.lo ~= st.olo or st.legacy then sets[#sets + 1] = 'o'; sets[#sets + 1] = fmt(st.lo) end
+  if st.hi ~= st.ohi or st.legacy then sets[#sets + 1] = 'n'; sets[#sets + 1] = fmt(st.hi) end
   if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
   if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
   -- The key's life ends with its newest quantum's: re-arm it only when that quantum changes.
-  if #st.qs > 0 and st.qs[#st.qs] ~= st.newest then expireIn(key, slReset(st, now, st.w) - now) end
+  if st.hi ~= st.ohi then expireIn(key, slReset(st, now, st.w) - now) end
 end
 
 -- fixed_window
@@ -199,11 +263,14 @@ end
 -- A delta booked at 'at' (a bucket is charged at now, after its refill); a give-back to a counter
 -- with no state is moot.
 local function missing(st, alg)
-  return (alg == 's' and #st.qs == 0) or (alg == 'f' and st.s == nil) or (alg == 'b' and st.l == nil)
+  return (alg == 's' and st.hi == nil) or (alg == 'f' and st.s == nil) or (alg == 'b' and st.l == nil)
 end
 local function applyDelta(st, alg, at, now, w, delta, limit)
   if delta == 0 or (delta < 0 and missing(st, alg)) then return end
-  if alg == 's' then slAdd(st, at, w, delta); slPrune(st, now, w)
+  if alg == 's' then
+    -- Booked in a quantum already forgotten: moot (adding it, then pruning, would leave the same state).
+    if expiryOf(math.floor(at / st.g), w, st.g) > now then slAdd(st, at, w, delta) end
+    slPrune(st, now, w)
   elseif alg == 'f' then fxAdd(st, at, w, delta)
   else tbAdd(st, now, w, delta, limit) end
 end

@@ -6,7 +6,9 @@
  * MemoryLimitStore counter would; the contract suite and a differential test check it.
  *
  * State per algorithm (one key per counter):
- * - sliding_window: HASH quantum index -> units (live quanta only; expired fields are deleted);
+ * - sliding_window: HASH quantum index -> units (live quanta only; expired fields are deleted), plus
+ *   t = their total, o = a quantum no live one is older than, n = the newest quantum, so that a script
+ *   reads the quanta it touches, not all of them;
  * - fixed_window:   HASH s = window start ms, u = units (absent when nothing is counted);
  * - token_bucket:   HASH l = level, t = last refill ms, m = limit last used (absent when full);
  * - concurrency:    ZSET member = leaseId, score = expiry ms (expired members pruned on acquire).
