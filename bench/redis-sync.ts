@@ -40,6 +40,8 @@ interface Point {
   entries: number;
   redisMsPerSync: number;
   redisUsPerEntry: number;
+  /** CPU of this process (the gateway's side: building the call, sending it, applying the answer). */
+  clientMsPerSync: number;
 }
 
 async function evalshaUsec(probe: RedisProbe): Promise<{ calls: number; usec: number }> {
@@ -69,7 +71,7 @@ async function main(): Promise<void> {
   const users = Array.from({ length: USERS }, (_, u) => countersOf(u));
   const points: Point[] = [];
   let seq = 0;
-  let sample: { at: number; usec: number; entries: number; n: number } | null = null;
+  let sample: { at: number; usec: number; cpu: number; entries: number; n: number } | null = null;
   const t0 = performance.now();
   try {
     for (let step = 0; step < (SECONDS * 1000) / STEP_MS; step++) {
@@ -88,18 +90,21 @@ async function main(): Promise<void> {
       const simulatedS = (step * STEP_MS) / 1000;
       const at = SAMPLE_AT_S.find((s) => simulatedS >= s && simulatedS < s + (SAMPLES_PER_POINT * STEP_MS) / 1000);
       const before = at === undefined ? null : await evalshaUsec(probe);
+      const cpu0 = process.cpuUsage();
       await store.sync();
+      const cpu = process.cpuUsage(cpu0);
       if (at !== undefined && before) {
         const after = await evalshaUsec(probe);
         if (after.calls - before.calls !== 1) throw new Error(`expected one script call per sync, saw ${after.calls - before.calls}`);
-        if (!sample || sample.at !== at) sample = { at, usec: 0, entries: 0, n: 0 };
+        if (!sample || sample.at !== at) sample = { at, usec: 0, cpu: 0, entries: 0, n: 0 };
         sample.usec += after.usec - before.usec;
+        sample.cpu += cpu.user + cpu.system;
         sample.entries += USERS * 4;
         sample.n++;
         if (sample.n === SAMPLES_PER_POINT) {
           const quanta = (await client.hkeys(`${store.keyHead}${users[0]![0]!.key}`)).filter((f) => /^\d+$/.test(f)).length;
-          points.push({ simulatedS: at, quantaPerWindow: quanta, entries: USERS * 4, redisMsPerSync: sample.usec / 1000 / sample.n, redisUsPerEntry: sample.usec / sample.entries });
-          log(`  after ${String(at).padStart(2)} s: ${String(quanta).padStart(2)} quanta per window, ${(sample.usec / 1000 / sample.n).toFixed(2)} ms of Redis per sync (${(sample.usec / sample.entries).toFixed(1)} µs per entry)`);
+          points.push({ simulatedS: at, quantaPerWindow: quanta, entries: USERS * 4, redisMsPerSync: sample.usec / 1000 / sample.n, redisUsPerEntry: sample.usec / sample.entries, clientMsPerSync: sample.cpu / 1000 / sample.n });
+          log(`  after ${String(at).padStart(2)} s: ${String(quanta).padStart(2)} quanta per window, ${(sample.usec / 1000 / sample.n).toFixed(2)} ms of Redis per sync (${(sample.usec / sample.entries).toFixed(1)} µs per entry), ${(sample.cpu / 1000 / sample.n).toFixed(2)} ms of client CPU`);
         }
       }
       clock.advance(STEP_MS);
@@ -114,7 +119,7 @@ async function main(): Promise<void> {
   const last = points[points.length - 1]!;
   const lines = [
     `Redis time per sync, ${USERS} users × 3 sliding 60 s windows + a pool (${USERS * 4} entries), ${SECONDS} simulated s in ${((performance.now() - t0) / 1000).toFixed(0)} s:`,
-    ...points.map((p) => `  ${String(p.quantaPerWindow).padStart(2)} quanta per window: ${p.redisMsPerSync.toFixed(2).padStart(6)} ms per sync, ${p.redisUsPerEntry.toFixed(1).padStart(5)} µs per entry`),
+    ...points.map((p) => `  ${String(p.quantaPerWindow).padStart(2)} quanta per window: ${p.redisMsPerSync.toFixed(2).padStart(6)} ms per sync, ${p.redisUsPerEntry.toFixed(1).padStart(5)} µs per entry; client CPU ${p.clientMsPerSync.toFixed(2)} ms per sync`),
     `  full windows cost ${(last.redisMsPerSync / first.redisMsPerSync).toFixed(1)}× the nearly empty ones; at one sync per 50 ms that is ${((last.redisMsPerSync / STEP_MS) * 100).toFixed(0)}% of a Redis core.`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
