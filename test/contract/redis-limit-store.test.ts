@@ -183,6 +183,19 @@ describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
     assert.equal(refused.results[0]!.retryAfterMs, 1_800_000_051_000 - nowMs);
   });
 
+  it('a sliding window whose oldest-quantum bound lags far behind is read whole, not walked quantum by quantum', async () => {
+    const key = `named:lagging-${Date.now()}:sliding_window:60000|s`;
+    const nowMs = 1_800_000_030_000;
+    const full = redis.keyHead + key;
+    // A bound 1.8 billion quanta back (as a skewed client clock could leave): walking it would stall Redis.
+    await shared().hset(full, '1799999990', '4', '1800000029', '2', 't', '6', 'o', '1000', 'n', '1800000029');
+    await shared().pexpire(full, 60_000);
+    const c: CounterRequest = { key, algorithm: 'sliding_window', limit: 10, windowMs: 60_000, cost: 1, shadow: false };
+    const r = await redis.acquire({ nowMs, counters: [c], leaseId: '', leaseTtlMs: 1 });
+    assert.deepEqual([r.admitted, r.results[0]!.remaining], [true, 3]);
+    assert.deepEqual(await shared().hgetall(full), { '1799999990': '4', '1800000029': '2', '1800000030': '1', t: '7', o: '1799999970', n: '1800000030' });
+  });
+
   it("server time mode decides with Redis's clock and reports it as atMs", async () => {
     const server = new RedisLimitStore({ client: shared(), keyPrefix: prefix, timeMode: 'server' });
     const c: CounterRequest = { key: `named:server-${Date.now()}:fixed_window:60000|s`, algorithm: 'fixed_window', limit: 5, windowMs: 60_000, cost: 1, shadow: false };
