@@ -155,6 +155,37 @@ test('a dead worker is logged once; record never throws and flush rejects', asyn
   assert.match(logged[0], /event store worker failed/);
 });
 
+test('each row holds the event as JSON text, exactly as JSON.stringify writes it', async (t) => {
+  const dir = tempDir(t);
+  const sink = new SqliteEventSink(dir);
+  t.after(() => sink.close());
+  const e = makeEvent({ consumer_group: 'acme', user: 'caf\u00e9 "quoted"\n', message: null, latency_ms: 12.34 });
+  sink.record(e);
+  await sink.flush();
+  const db = new Database(eventsDbPath(dir), { readonly: true });
+  t.after(() => db.close());
+  const row = db.prepare('SELECT ts_ms, consumer_group, result, reason, body FROM events').get() as Record<string, unknown>;
+  assert.deepEqual(row, { ts_ms: e.ts_ms, consumer_group: 'acme', result: e.result, reason: e.reason, body: JSON.stringify(e) });
+});
+
+test('a batch the worker cannot receive fails like a failed write; the sink goes on', async (t) => {
+  const dir = tempDir(t);
+  const logged: string[] = [];
+  const sink = new SqliteEventSink(dir, { log: (l) => logged.push(l) });
+  t.after(() => sink.close());
+  // A function cannot be cloned to the worker thread.
+  sink.record({ ...makeEvent(), message: (() => 'x') as unknown as string });
+  await assert.rejects(sink.flush(), /1 write\(s\) failed/);
+  const ok = makeEvent();
+  sink.record(ok);
+  await sink.flush();
+  assert.equal(logged.length, 1);
+  assert.match(logged[0]!, /event store batch failed: .*could not be cloned/);
+  const reader = openEventReader(dir);
+  t.after(() => reader.close());
+  assert.deepEqual(reader.last(10, {}).map((r) => r.event.id), [ok.id]);
+});
+
 test('MemoryEventSink records, filters, prunes', async () => {
   const sink = new MemoryEventSink();
   const a = makeEvent({ ts_ms: 1000, consumer_group: 'acme' });

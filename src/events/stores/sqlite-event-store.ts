@@ -7,7 +7,6 @@
  * numbers become visible in increasing order: a follower that remembers the last `seq` it saw
  * never misses a row.
  */
-import { ROW_STRIDE, type EventRows } from './event-rows.ts';
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,12 +57,12 @@ export function openEventDb(dataDir: string): Db {
 }
 
 /** Inserts a batch in one transaction and returns how many rows were written. */
-export function insertEvents(db: Db, rows: EventRows): number {
+export function insertEvents(db: Db, events: readonly GatewayEvent[]): number {
   const stmt = db.prepare('INSERT INTO events (ts_ms, consumer_group, result, reason, body) VALUES (?, ?, ?, ?, ?)');
-  db.transaction((batch: EventRows) => {
-    for (let i = 0; i < batch.length; i += ROW_STRIDE) stmt.run(batch[i], batch[i + 1], batch[i + 2], batch[i + 3], batch[i + 4]);
-  }).immediate(rows);
-  return rows.length / ROW_STRIDE;
+  db.transaction((batch: readonly GatewayEvent[]) => {
+    for (const e of batch) stmt.run(e.ts_ms, e.consumer_group ?? null, e.result, e.reason ?? null, JSON.stringify(e));
+  }).immediate(events);
+  return events.length;
 }
 
 /** Deletes events with `ts_ms` below `olderThanMs`; returns how many were deleted. */

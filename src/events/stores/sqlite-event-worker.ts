@@ -7,10 +7,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync } from 'node:fs';
 import { insertEvents, openEventDb, pruneEvents } from './sqlite-event-store.ts';
-import type { EventRows } from './event-rows.ts';
+import type { GatewayEvent } from '../types.ts';
 
 export type WorkerRequest =
-  | { id: number; type: 'batch'; rows: EventRows }
+  | { id: number; type: 'batch'; events: GatewayEvent[] }
   | { id: number; type: 'prune'; olderThanMs: number }
   | { id: number; type: 'sync' }
   | { id: number; type: 'close' };
@@ -50,7 +50,7 @@ port.on('message', (msg: WorkerRequest) => {
   try {
     switch (msg.type) {
       case 'batch':
-        withRetry(() => insertEvents(db, msg.rows));
+        withRetry(() => insertEvents(db, msg.events));
         break;
       case 'prune':
         withRetry(() => pruneEvents(db, msg.olderThanMs));
