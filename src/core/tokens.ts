@@ -6,8 +6,15 @@
  */
 import { countTokens } from 'gpt-tokenizer';
 
+/**
+ * Text that spells a special token (`<|endoftext|>`, `<|im_start|>`) is counted as the ordinary
+ * text it is in a message: the tokenizer's default refuses it with an error, which would fail the
+ * request. Also spares the tokenizer's scan of every text for such markers.
+ */
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
+
 export function countText(text: string): number {
-  return text.length === 0 ? 0 : countTokens(text);
+  return text.length === 0 ? 0 : countTokens(text, PLAIN_TEXT);
 }
 
 /** Token counts of role names: a handful of values (`system`, `user`, ...) counted on every request. */

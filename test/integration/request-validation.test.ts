@@ -185,4 +185,20 @@ describe('request validation (receive stage)', () => {
     assert.deepEqual(r.json, { status: 'ok' });
     assert.equal(events.events.length, 0);
   });
+
+  it('text that spells a special token (<|endoftext|>) is ordinary prompt text: counted and forwarded, not a 500', async () => {
+    const content = 'Why does my output stop at <|endoftext|> or <|im_start|>?';
+    const r = await post(CHAT(), chat(content), asTeam);
+    assert.equal(r.status, 200, r.text);
+    const up = await upstream.requests();
+    assert.equal(up.length, 1);
+    assert.deepEqual(up[0]!.body?.messages, [{ role: 'user', content }]);
+    // Counted as text, the two markers are several tokens each: far more than the 2 they would be
+    // as special tokens (the upstream reports the same count the gateway reserved).
+    const usage = r.json.usage as { prompt_tokens: number };
+    assert.ok(usage.prompt_tokens > 20, `prompt_tokens ${usage.prompt_tokens}`);
+    const ev = await eventOf(r);
+    assert.equal(ev.result, 'allowed');
+    assert.equal(ev.usage.prompt_tokens, usage.prompt_tokens);
+  });
 });
