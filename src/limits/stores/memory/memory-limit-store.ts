@@ -60,12 +60,16 @@ export class MemoryLimitStore implements LimitStore {
     const n = input.counters.length;
     const used: number[] = new Array(n);
     const slots: (Slot | null)[] = new Array(n);
+    // Each counter's state is looked up once per admission (the maps are the hot part of this store).
+    const states: (number[] | undefined)[] = new Array(n);
     let admitted = true;
     for (let i = 0; i < n; i++) {
       const c = input.counters[i]!;
       const slot = c.algorithm === 'concurrency' ? null : this.slot(c.key);
       slots[i] = slot;
-      const u = this.used(c, slot, now);
+      const state = slot ? this.state(slot) : undefined;
+      states[i] = state;
+      const u = this.used(c, slot, state, now);
       used[i] = u;
       if (!c.shadow && !(u + c.cost <= c.limit && u < c.limit)) admitted = false;
     }
@@ -75,12 +79,18 @@ export class MemoryLimitStore implements LimitStore {
       const slot = slots[i]!;
       const u = used[i]!;
       const fits = u + c.cost <= c.limit && u < c.limit;
-      if (admitted) this.take(c, slot, now, input.leaseId, input.leaseTtlMs);
+      let state = states[i];
+      if (admitted) {
+        const before = state;
+        state = this.take(c, slot, state, now, input.leaseId, input.leaseTtlMs);
+        // Stored anew (it was created or grew): a later counter of the same key sees the new one.
+        if (state !== before) for (let j = i + 1; j < n; j++) if (input.counters[j]!.key === c.key) states[j] = state;
+      }
       const after = admitted ? u + c.cost : u;
       results[i] = {
         remaining: Math.max(0, c.limit - after),
-        resetAtMs: this.resetAt(c, slot, now),
-        retryAfterMs: fits ? 0 : this.retryAfter(c, slot, now),
+        resetAtMs: this.resetAt(c, slot, state, now),
+        retryAfterMs: fits ? 0 : this.retryAfter(c, slot, state, now),
         fits,
       };
     }
@@ -208,52 +218,54 @@ export class MemoryLimitStore implements LimitStore {
    * Runs `change` on the counter's state (a new one when there is none) and stores the result tight:
    * a new state, or one that grew, is stored as an exact-length copy (see the header).
    */
-  private update(slot: Slot, state: number[] | undefined, change: (state: number[]) => void): void {
+  private update(slot: Slot, state: number[] | undefined, change: (state: number[]) => void): number[] {
     if (state) {
       const before = state.length;
       change(state);
-      if (state.length > before) this.windows.get(slot.head)!.set(slot.subject, state.slice());
-      return;
+      if (state.length <= before) return state;
+      const tight = state.slice();
+      this.windows.get(slot.head)!.set(slot.subject, tight);
+      return tight;
     }
     const fresh: number[] = [];
     change(fresh);
     let subjects = this.windows.get(slot.head);
     if (!subjects) this.windows.set(slot.head, (subjects = new Map()));
-    subjects.set(ownCopy(slot.subject), fresh.slice());
+    const tight = fresh.slice();
+    subjects.set(ownCopy(slot.subject), tight);
+    return tight;
   }
 
-  private used(c: CounterRequest, slot: Slot | null, now: number): number {
+  private used(c: CounterRequest, slot: Slot | null, state: number[] | undefined, now: number): number {
     if (!slot) {
       const leases = this.leases.get(c.key);
       if (!leases) return 0;
       for (const [id, exp] of leases) if (exp <= now) leases.delete(id);
       return leases.size;
     }
-    const state = this.state(slot);
     return state ? WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>].prune(state, now, c.windowMs, c.limit) : 0;
   }
 
-  private take(c: CounterRequest, slot: Slot | null, now: number, leaseId: string, ttlMs: number): void {
+  /** Takes the cost; returns the counter's state as stored afterwards (undefined for leases). */
+  private take(c: CounterRequest, slot: Slot | null, state: number[] | undefined, now: number, leaseId: string, ttlMs: number): number[] | undefined {
     if (!slot) {
       let leases = this.leases.get(c.key);
       if (!leases) this.leases.set(c.key, (leases = new Map()));
       leases.set(leaseId, now + ttlMs);
-      return;
+      return undefined;
     }
     const alg = WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>];
-    this.update(slot, this.state(slot), (st) => alg.add(st, now, c.windowMs, c.cost, c.limit));
+    return this.update(slot, state, (st) => alg.add(st, now, c.windowMs, c.cost, c.limit));
   }
 
-  private resetAt(c: CounterRequest, slot: Slot | null, now: number): number {
+  private resetAt(c: CounterRequest, slot: Slot | null, state: number[] | undefined, now: number): number {
     if (!slot) return now;
-    const state = this.state(slot);
     return state ? WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>].resetAtMs(state, now, c.windowMs, c.limit) : now;
   }
 
-  private retryAfter(c: CounterRequest, slot: Slot | null, now: number): number {
+  private retryAfter(c: CounterRequest, slot: Slot | null, state: number[] | undefined, now: number): number {
     if (!slot) return c.cost > c.limit ? Infinity : 1000;
-    const state = this.state(slot) ?? [];
-    return WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>].retryAfterMs(state, now, c.windowMs, c.limit, c.cost);
+    return WINDOWED[c.algorithm as Exclude<Algorithm, 'concurrency'>].retryAfterMs(state ?? [], now, c.windowMs, c.limit, c.cost);
   }
 }
 
