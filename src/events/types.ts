@@ -72,6 +72,7 @@ export interface EventFilter {
 
 /** Where the gateway writes events; `record` never blocks the request path. */
 export interface EventSink {
+  /** The sink may hold the event object until it is written: do not change it afterwards. */
   record(event: GatewayEvent): void;
   /** Resolves once everything recorded so far is durable. */
   flush(): Promise<void>;
