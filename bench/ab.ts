@@ -16,13 +16,13 @@
  *
  *   npm run build && mkdir /tmp/kt-a && cp -r bin dist package.json /tmp/kt-a/ && ln -s "$PWD/node_modules" /tmp/kt-a/
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { cpuMs, start, killAll, type Proc } from './procs.ts';
+import { cpuMs, envWithoutDev, start, killAll, type Proc } from './procs.ts';
 import { RedisProbe } from './redis-stats.ts';
 import { REQUEST_BODY, REQUEST_PATH, SCENARIOS, type GatewayScenario } from './scenarios.ts';
 
@@ -57,13 +57,6 @@ const DURATION_MS = Number(opt.duration) * 1000;
 const WARMUP_MS = Number(opt.warmup) * 1000;
 const CONNECTIONS = Number(opt.connections);
 
-/** CPU time (user + system) of one thread of a process, in ms. */
-function threadCpuMs(pid: number, tid: number): number {
-  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-}
-
 interface Gateway {
   build: (typeof builds)[number];
   proc: Proc;
@@ -78,9 +71,7 @@ async function startGateway(build: (typeof builds)[number], s: GatewayScenario, 
   const prefix = s.redis ? `kt:bench-ab:${process.pid}:${build.name}${round}:` : null;
   const cfg = join(dir, 'gateway.yaml');
   writeFileSync(cfg, s.config(upstreamV1, prefix ? { urlEnv: 'KT_BENCH_REDIS_URL', keyPrefix: prefix } : null));
-  const env: NodeJS.ProcessEnv = { ...process.env, KT_DATA_DIR: dir, KT_BENCH_REDIS_URL: opt['redis-url'] };
-  delete env.KT_DEV;
-  delete env.KT_LOG_LEVEL;
+  const env = envWithoutDev({ KT_DATA_DIR: dir, KT_BENCH_REDIS_URL: opt['redis-url'] });
   const proc = start(`gateway ${build.name}`, process.execPath, [join(build.dir, 'bin/kt.js'), 'gateway', 'run', '--policy-config', cfg, '--listen', '127.0.0.1:0', '--log-level', 'info', '--log-format', 'text'], { cwd: dir, env });
   const m = await proc.waitFor(/Listening on [^\s]+:(\d+)/);
   await proc.waitFor(/Gateway ready/);
@@ -115,7 +106,7 @@ async function round(r: number, upstreamV1: string, scratch: string): Promise<Re
     failure = err;
     stop = true;
   });
-  const snap = () => gws.map((g) => ({ done: g.done, cpu: cpuMs(g.proc.pid), main: threadCpuMs(g.proc.pid, g.proc.pid), at: performance.now() }));
+  const snap = () => gws.map((g) => ({ done: g.done, cpu: cpuMs(g.proc.pid), main: cpuMs(g.proc.pid, g.proc.pid), at: performance.now() }));
   await new Promise((res) => setTimeout(res, WARMUP_MS));
   const before = snap();
   await new Promise((res) => setTimeout(res, DURATION_MS));
@@ -153,7 +144,7 @@ async function main(): Promise<void> {
     probe = c.probe;
   }
   const scratch = mkdtempSync(join(tmpdir(), 'kt-bench-ab-'));
-  const upstream = start('mock upstream', process.execPath, [join(ROOT, 'bin/kt.js'), 'mock-upstream', '--port', '0'], { cwd: ROOT });
+  const upstream = start('mock upstream', process.execPath, [join(ROOT, 'bin/kt.js'), 'mock-upstream', '--port', '0'], { cwd: ROOT, env: envWithoutDev() });
   const upstreamV1 = (await upstream.waitFor(/mock upstream listening on (http:\/\/\S+\/v1)/))[1]!;
   log(`A: ${builds[0]!.dir}\nB: ${builds[1]!.dir}\ntarget: ${scenario.label}; ${ROUNDS} rounds of ${DURATION_MS / 1000} s, ${CONNECTIONS} connections per gateway\n`);
   log('round  build    req/s   µs CPU/req (process)   µs CPU/req (main thread)');

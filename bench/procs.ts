@@ -112,14 +112,25 @@ export function start(name: string, command: string, args: string[], options: Sp
   return proc;
 }
 
+/** This process's environment for a server under test: without the switches of a development shell. */
+export function envWithoutDev(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.KT_DEV;
+  delete env.KT_LOG_LEVEL;
+  return env;
+}
+
 export function tail(text: string, lines = 15): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-/** CPU time (user + system, all threads) a process has used, in ms; NaN where /proc is missing. */
-export function cpuMs(pid: number): number {
+/**
+ * CPU time (user + system) a process has used, in ms: all its threads, or only thread `tid` (the
+ * main thread's id is the pid). NaN where /proc is missing.
+ */
+export function cpuMs(pid: number, tid?: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces) start after the last ')'.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const utime = Number(f[11]);

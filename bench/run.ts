@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
-import { cpuMs, killAll, machineBusyMs, start, tail, type Proc } from './procs.ts';
+import { cpuMs, envWithoutDev, killAll, machineBusyMs, start, tail, type Proc } from './procs.ts';
 import { ACQUIRE_LUA, RENEW_LUA, SETTLE_LUA, SYNC_LUA } from '../src/limits/stores/redis/scripts.ts';
 import { diffCommands, redisCost, RedisProbe, type RedisCost } from './redis-stats.ts';
 import { plainHeaders, REQUEST_BODY, REQUEST_PATH, SCENARIOS, type GatewayScenario } from './scenarios.ts';
@@ -209,13 +209,6 @@ async function startBare(upstreamOrigin: string): Promise<{ proc: Proc; origin: 
   const proc = start('bare proxy', process.execPath, [...SERVER_NODE_ARGS, '--import', 'tsx', join(ROOT, 'bench/bare-proxy.ts'), '--upstream', upstreamOrigin], { cwd: ROOT });
   const m = await proc.waitFor(/bare proxy listening on (http:\/\/[^\s]+)/);
   return { proc, origin: m[1]! };
-}
-
-function envWithoutDev(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  delete env.KT_DEV;
-  delete env.KT_LOG_LEVEL;
-  return env;
 }
 
 let gatewaySeq = 0;
