@@ -216,7 +216,7 @@ export const DistributedRateLimit = z
       .describe('Redis Sentinel: the gateway asks the sentinels for the current master.'),
     key_prefix: z.string().optional().describe('Prefix of every limiter key (default "kt:rl:").'),
     window_ms: positiveInt.optional().describe('Default window for tiers that set none (default 60000).'),
-    sync_interval_ms: positiveInt.optional().describe('How often each instance syncs with Redis (quota slices given back and renewed, token settlements sent); bounds the staleness of anything cached locally (four intervals at most, for a slice with units to spare) and never licenses request overshoot (default 50).'),
+    sync_interval_ms: positiveInt.optional().describe('How often each instance syncs with Redis (quota slices given back and renewed, token settlements sent); bounds the staleness of anything cached locally and never licenses request overshoot (default 50).'),
     local_fallback: z.boolean().optional().describe('With Redis unreachable: true serves from in-process counters, false refuses with 503 (default false).'),
     command_timeout_ms: positiveInt.optional().describe('Time limit of one Redis call before the failure policy applies (default 250).'),
     lease_ttl_ms: positiveInt

@@ -212,8 +212,7 @@ describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
     for (const k of keys) {
       assert.ok(k.startsWith(`${prefix}{kt}`), k);
       const ttl = await shared().pttl(k);
-      // -2: the key expired between the listing and this call.
-      assert.ok(ttl > 0 || ttl === -2, `${k} has PTTL ${ttl}`);
+      assert.ok(ttl > 0, `${k} has PTTL ${ttl}`);
     }
   });
 
@@ -330,51 +329,6 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     assert.deepEqual(store.admissions, { local: 2, redis: 2, partial: 0 });
     await store.close();
     assert.equal(await unitsInRedis(store, key), 4);
-  });
-
-  it('a slice with units to spare sits out up to three syncs, settlements in its quantum are settled in it, and every unit is accounted for', async () => {
-    const Q = quantumMs(3_600_000);
-    const clock = new ManualClock(Math.ceil(1_800_000_000_000 / Q) * Q + 1_000);
-    // Its own connection, to count the script calls this store makes.
-    const own = new Redis(REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
-    await new Promise((r) => own.once('ready', r));
-    let scripts = 0;
-    const send = own.sendCommand.bind(own);
-    own.sendCommand = ((cmd: { name: string }) => {
-      if (cmd.name === 'evalsha' || cmd.name === 'eval') scripts++;
-      return send(cmd as Parameters<typeof send>[0]);
-    }) as typeof own.sendCommand;
-    // Regular syncs 10 s apart (none comes during the test): a slice sits a sync out while it stays
-    // spendable for two intervals more, and its one-hour window counts in one-minute quanta.
-    const store = new RedisLimitStore({ client: own, keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 10_000, clock: () => clock.nowMs() });
-    const key = `named:skip-${Date.now()}:sliding_window:3600000|s`;
-    const c: CounterRequest = { key, algorithm: 'sliding_window', limit: 1_000_000, windowMs: 3_600_000, cost: 1, shadow: false };
-    const take = async () => {
-      const r = await store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId: '', leaseTtlMs: 30_000 });
-      assert.ok(r.admitted);
-      return r;
-    };
-    for (let i = 0; i < 10; i++) await take(); // no slice yet: Redis decides each
-    await store.sync(); // a slice for twice the interval's demand, and then some: 22 units
-    assert.equal(scripts, 11);
-    for (let i = 1; i <= 3; i++) {
-      const r = await take();
-      if (i === 2) {
-        // 5 tokens more than reserved, booked in the slice's quantum: taken from the slice itself.
-        await store.settle({ nowMs: clock.nowMs(), atMs: r.atMs, adjustments: [{ key, algorithm: c.algorithm, windowMs: c.windowMs, limit: c.limit, delta: 5 }], leaseKeys: [], leaseId: '' });
-      }
-      clock.advance(1_000);
-      await store.sync();
-      assert.equal(scripts, 11, `sync ${i} after the grant had nothing to send: no script call`);
-    }
-    assert.deepEqual(store.admissions, { local: 3, redis: 10, partial: 0 });
-    await take();
-    await store.sync();
-    assert.equal(scripts, 12, 'the fourth sync in a row refreshes the slice');
-    assert.ok((await unitsInRedis(store, key)) >= 14 + 5, 'Redis counts at least what was admitted and settled');
-    await store.close(); // gives every unspent unit back
-    assert.equal(await unitsInRedis(store, key), 14 + 5, 'after the final sync Redis holds exactly the admissions and the settlement');
-    own.disconnect();
   });
 
   it('concurrency pools: in-flight requests never exceed the limit across instances, and slots all come back', async () => {

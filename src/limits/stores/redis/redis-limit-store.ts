@@ -49,12 +49,6 @@ export interface RedisLimitStoreOptions {
   maxSliceFraction?: number;
   /** Slices are only granted while the counter's usage, slice included, stays under this share of its limit (default 0.5). */
   sliceCeiling?: number;
-  /**
-   * Syncs in a row a slice or pool with nothing to do may sit out (default 3; 0 refreshes every one
-   * at every sync): a slice that still covers its recent demand for another interval, or a pool with
-   * nothing to add or give back, is then refreshed every fourth sync at least.
-   */
-  maxSkippedSyncs?: number;
   /** The local clock syncs are sent at in client time mode (default Date.now). */
   clock?: () => number;
   /** Called when a sync could not be written (its settlements are dropped). */
@@ -70,9 +64,6 @@ interface ScriptedClient {
 }
 
 const registered = new WeakSet<object>();
-
-/** See RedisLimitStoreOptions.maxSkippedSyncs. */
-const MAX_SKIPPED_SYNCS = 3;
 
 function register(client: RedisClient): void {
   if (registered.has(client)) return;
@@ -142,17 +133,7 @@ export class RedisLimitStore implements LimitStore {
     if (this.syncIntervalMs > 0) {
       const tag = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
       // Syncs at window ends only for quanta long enough not to set the pace: 4 intervals or more.
-      // A slice or pool with nothing to do sits out up to MAX_SKIPPED_SYNCS syncs in a row.
-      this.slices = new SliceTable(
-        {
-          maxSliceFraction: options.maxSliceFraction ?? 0.01,
-          ceilingFraction: options.sliceCeiling ?? 0.5,
-          windowEndSyncMinMs: 4 * this.syncIntervalMs,
-          maxSkippedSyncs: options.maxSkippedSyncs ?? MAX_SKIPPED_SYNCS,
-          refreshHorizonMs: 2 * this.syncIntervalMs,
-        },
-        tag,
-      );
+      this.slices = new SliceTable({ maxSliceFraction: options.maxSliceFraction ?? 0.01, ceilingFraction: options.sliceCeiling ?? 0.5, windowEndSyncMinMs: 4 * this.syncIntervalMs }, tag);
     }
     register(this.client);
     this.scripted = this.client as unknown as ScriptedClient;

@@ -28,15 +28,6 @@ export interface SliceOptions {
   ceilingFraction?: number;
   /** Only quanta (windows) at least this long set `nextWindowEnd` (default 0: all). */
   windowEndSyncMinMs?: number;
-  /**
-   * Syncs in a row a slice or pool with nothing to do may sit out (default 0: every sync refreshes
-   * everything). A window slice sits one out while it still covers its recent demand for another
-   * interval and stays spendable past `refreshHorizonMs`; a pool while it has nothing to give back or
-   * add.
-   */
-  maxSkippedSyncs?: number;
-  /** How long a window slice must stay spendable to sit a sync out (the store: two sync intervals). */
-  refreshHorizonMs?: number;
 }
 
 /**
@@ -93,8 +84,6 @@ export interface WindowSlice {
   idle: number;
   /** A grant for it is on its way (a sync in flight asked for one). */
   refilling: boolean;
-  /** Syncs in a row it sat out (see SliceOptions.maxSkippedSyncs). */
-  skipped: number;
 }
 
 export interface PoolMember {
@@ -119,8 +108,6 @@ export interface Pool {
   /** Requests in flight on the counter (all instances), as last reported plus local changes since. */
   used: number;
   idle: number;
-  /** Syncs in a row it sat out (see SliceOptions.maxSkippedSyncs). */
-  skipped: number;
 }
 
 export interface LocalLease {
@@ -157,18 +144,13 @@ export class SettlementQueue {
     return this.byKey.size;
   }
 
-  has(key: string): boolean {
-    return this.byKey.has(key);
-  }
-
   add(adjustments: readonly CounterAdjustment[], atMs: number): void {
     for (const a of adjustments) {
       if (a.algorithm === 'concurrency' || a.delta === 0) continue;
       const bucket = bucketOf(a.algorithm, a.windowMs, atMs);
       let queued = this.byKey.get(a.key);
       if (!queued) this.byKey.set(a.key, (queued = []));
-      let same: { bucket: number; op: SyncOp } | undefined;
-      for (let i = 0; i < queued.length; i++) if (queued[i]!.bucket === bucket) same = queued[i];
+      const same = queued.find((q) => q.bucket === bucket);
       if (same) same.op.x = (same.op.x as number) + a.delta;
       else queued.push({ bucket, op: { key: a.key, op: 'a', alg: ALG_CODE[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0, h: 0 } });
     }

@@ -17,9 +17,7 @@
  *   instance used of that counter in its last busy interval (none after QUIET_SYNCS quiet ones); a
  *   limit too small for a slice of two requests' cost gets none, so small limits are always decided
  *   in Redis, one request at a time;
- * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`, unless it still
- *   holds about what that sync would top it up to and stays spendable past the one after: then it
- *   sits the sync out, at most `maxSkippedSyncs` in a row (a pool with nothing to add or give back too);
+ * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`;
  * - a window slice is only spent inside the window quantum (sliding) or window (fixed) it was counted
  *   in, so a request is never counted earlier than its own time: every window still holds.
  * Token buckets get no slices: unspent tokens could not be given back exactly (a refill in between may
@@ -28,17 +26,16 @@
  * occupy and free; a pool member held by a request is renewed like any lease.
  *
  * What the instance believes of a counter (usage, reset time: the response headers of a local
- * admission) is what the last sync of that counter reported plus its own spending since. A token
- * settlement booked in the quantum of the counter's slice is settled in the slice (its units are
- * counted in Redis already); the table queues the others for the sync, merged per counter and window
- * quantum, with lease releases and renewals of pool members held by long requests.
+ * admission) is what the last sync reported plus its own spending since: never older than one sync.
+ * The table also queues what the sync carries besides slices: token settlements (merged per counter
+ * and window quantum), lease releases and renewals of pool members held by long requests.
  *
  * Time: slices are judged in the Redis server's time, estimated as `now + offset`, where the offset is
  * taken from each sync's reply against the local time the sync was *sent*. The estimate therefore runs
  * ahead of the true server time (by up to one round trip), so a slice always stops early, never late.
  */
 import type { CounterAdjustment, CounterRequest, CounterResult } from '../../store.ts';
-import { ALG_CODE, SettlementQueue, bucketOf, demandOf, memberOp, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type Pool, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
+import { ALG_CODE, SettlementQueue, demandOf, memberOp, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type Pool, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
 
 export { ALG_CODE, type SyncOp } from './slice-model.ts';
 
@@ -48,8 +45,6 @@ export class SliceTable {
   private readonly maxFraction: number;
   private readonly ceilingFraction: number;
   private readonly windowEndSyncMinMs: number;
-  private readonly maxSkippedSyncs: number;
-  private readonly refreshHorizonMs: number;
   private readonly slices = new Map<string, WindowSlice>();
   private readonly pools = new Map<string, Pool>();
   private readonly leases = new Map<string, LocalLease[]>();
@@ -72,8 +67,6 @@ export class SliceTable {
     this.maxFraction = options.maxSliceFraction ?? 0.01;
     this.ceilingFraction = options.ceilingFraction ?? 0.5;
     this.windowEndSyncMinMs = options.windowEndSyncMinMs ?? 0;
-    this.maxSkippedSyncs = options.maxSkippedSyncs ?? 0;
-    this.refreshHorizonMs = options.refreshHorizonMs ?? 0;
     this.memberPrefix = `${instanceTag}:p`;
   }
 
@@ -225,7 +218,7 @@ export class SliceTable {
         let p = this.pools.get(c.key);
         if (!p && !admitted) continue;
         if (!p) {
-          p = { key: c.key, limit: c.limit, free: [], busy: 0, peak: 0, lastBusy: 0, quiet: 0, used: 0, idle: 0, skipped: 0 };
+          p = { key: c.key, limit: c.limit, free: [], busy: 0, peak: 0, lastBusy: 0, quiet: 0, used: 0, idle: 0 };
           this.pools.set(c.key, p);
         }
         p.limit = c.limit;
@@ -237,7 +230,7 @@ export class SliceTable {
       let s = this.slices.get(c.key);
       if (!s && !admitted) continue;
       if (!s) {
-        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastBusy: 0, quiet: 0, maxCost: 0, idle: 0, refilling: false, skipped: 0 };
+        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastBusy: 0, quiet: 0, maxCost: 0, idle: 0, refilling: false };
         this.slices.set(c.key, s);
       }
       if (s.limit !== c.limit || s.windowMs !== c.windowMs) {
@@ -281,35 +274,9 @@ export class SliceTable {
     for (const { key, member } of this.leases.get(leaseId) ?? []) this.renewals.push({ ...memberOp('n', key, member.name), y: leaseTtlMs });
   }
 
-  /**
-   * Token settlements. One booked in the quantum (window) of the counter's slice is settled in the
-   * slice itself: its units are counted in Redis already, so spending them (usage above the
-   * reservation) or adding to them (below it) changes nothing there until they go back at a sync,
-   * booked in that same quantum. The others are queued, merged per counter quantum, for the next sync.
-   */
+  /** Queues token settlements, merged with others booked in the same counter quantum. */
   adjust(adjustments: readonly CounterAdjustment[], atMs: number): void {
-    let rest: CounterAdjustment[] | undefined;
-    for (const a of adjustments) {
-      if (a.delta === 0 || a.algorithm === 'concurrency') continue;
-      const s = this.slices.get(a.key);
-      if (
-        s &&
-        s.anchor !== 0 &&
-        s.algorithm === a.algorithm &&
-        s.limit === a.limit &&
-        s.windowMs === a.windowMs &&
-        s.units >= a.delta &&
-        bucketOf(s.algorithm, s.windowMs, s.anchor) === bucketOf(a.algorithm, a.windowMs, atMs)
-      ) {
-        s.units -= a.delta;
-        s.spent += a.delta;
-        // Usage above the reservations is demand the next grant is sized for.
-        if (a.delta > 0) s.demand += a.delta;
-        continue;
-      }
-      (rest ??= []).push(a);
-    }
-    if (rest) this.settlements.add(rest, atMs);
+    this.settlements.add(adjustments, atMs);
   }
 
   /**
@@ -323,8 +290,6 @@ export class SliceTable {
     const sliceOps: SyncOp[] = [];
     const grants: (WindowSlice | Pool)[] = [];
     const names: string[] = [];
-    /** The earliest window end among the slices that sit this sync out (see nextWindowEnd). */
-    let skippedEnd = Infinity;
 
     for (const s of this.slices.values()) {
       const recent = demandOf(s, s.demand);
@@ -337,22 +302,6 @@ export class SliceTable {
         continue;
       }
       s.idle = 0;
-      // Nothing to do yet: it holds about what a refresh would top it up to (twice the recent demand
-      // and one largest cost), it stays spendable past the next sync, and nothing is queued for it.
-      // What this instance believes of the counter (the base of its headers) is then that many
-      // syncs older.
-      if (
-        want > 0 &&
-        s.skipped < this.maxSkippedSyncs &&
-        s.units >= want - s.maxCost &&
-        s.until - now > this.refreshHorizonMs &&
-        !this.settlements.has(s.key)
-      ) {
-        s.skipped++;
-        if (s.until < skippedEnd && spanOf(s) >= this.windowEndSyncMinMs) skippedEnd = s.until;
-        continue;
-      }
-      s.skipped = 0;
       // About one interval's demand stays spendable while the sync is under way (if its window is
       // still current); the rest goes back to the window it was counted in.
       const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
@@ -387,13 +336,6 @@ export class SliceTable {
         continue;
       }
       p.idle = 0;
-      // Nothing to add or give back: the pool sits this sync out (its count of requests in flight
-      // elsewhere is then that many syncs older).
-      if (want <= 0 && back.length === 0 && p.skipped < this.maxSkippedSyncs) {
-        p.skipped++;
-        continue;
-      }
-      p.skipped = 0;
       const naming = `${this.memberPrefix}${(++poolSeq).toString(36)}:`;
       sliceOps.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: naming, z: back.length, t: back.join(' '), h: 0 });
       grants.push(p);
@@ -436,7 +378,7 @@ export class SliceTable {
           g.base = used; // without this instance's units: what it spent meanwhile stays in `spent`
           g.resetAtMs = reset;
         }
-        this.nextWindowEnd = Math.min(nextEnd, skippedEnd);
+        this.nextWindowEnd = nextEnd;
       },
       fail: () => {
         for (const g of grants) if (!('free' in g)) g.refilling = false;
@@ -449,7 +391,7 @@ export class SliceTable {
 
   /** Queues a slice's unspent units to go back to the window they were counted in. */
   private giveBack(s: WindowSlice): void {
-    if (s.units > 0) this.settlements.add([{ key: s.key, algorithm: s.algorithm, windowMs: s.windowMs, limit: s.limit, delta: -s.units }], s.anchor);
+    if (s.units > 0) this.adjust([{ key: s.key, algorithm: s.algorithm, windowMs: s.windowMs, limit: s.limit, delta: -s.units }], s.anchor);
     s.units = 0;
     s.until = -Infinity;
   }
