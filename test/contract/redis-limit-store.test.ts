@@ -332,6 +332,45 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     assert.equal(await unitsInRedis(store, key), 4);
   });
 
+  it('a slice with units to spare is only read at a sync: it keeps its units, still learns what other instances used, and settlements in its quantum are settled in it', async () => {
+    const Q = quantumMs(3_600_000);
+    const clock = new ManualClock(Math.ceil(1_800_000_000_000 / Q) * Q + 1_000);
+    // Regular syncs 10 s apart (none comes during the test); a one-hour window counts in one-minute
+    // quanta, so the slice stays spendable past the next two intervals.
+    const a = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 10_000, clock: () => clock.nowMs() });
+    const b = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000 }); // no slices
+    const key = `named:read-${Date.now()}:sliding_window:3600000|s`;
+    const limit = 1_000_000;
+    const c: CounterRequest = { key, algorithm: 'sliding_window', limit, windowMs: 3_600_000, cost: 1, shadow: false };
+    const take = async (s: RedisLimitStore, cost = 1) => {
+      const r = await s.acquire({ nowMs: clock.nowMs(), counters: [{ ...c, cost }], leaseId: '', leaseTtlMs: 30_000 });
+      assert.ok(r.admitted);
+      return r;
+    };
+    for (let i = 0; i < 10; i++) await take(a); // no slice yet: Redis decides each
+    await a.sync(); // a slice of twice the interval's demand and two costs: 22 units
+    assert.equal(await unitsInRedis(a, key), 32);
+    await take(a);
+    await a.sync(); // 21 units left, about the top-up level: only read
+    assert.equal(await unitsInRedis(a, key), 32, 'nothing given back or granted');
+    await take(b, 1_000); // another instance uses 1000 units
+    const r = await take(a);
+    // 5 tokens more than reserved, booked in the slice's quantum: taken from the slice itself.
+    await a.settle({ nowMs: clock.nowMs(), atMs: r.atMs, adjustments: [{ key, algorithm: c.algorithm, windowMs: c.windowMs, limit, delta: 5 }], leaseKeys: [], leaseId: '' });
+    assert.equal(await unitsInRedis(a, key), 1_032, 'the settlement needed nothing from Redis');
+    clock.advance(1_000);
+    await a.sync(); // read again: learns of the 1000 units
+    const seen = await take(a);
+    assert.equal(seen.results[0]!.remaining, limit - (13 + 5 + 1_000), 'remaining after one sync counts every unit used anywhere');
+    assert.deepEqual(a.admissions, { local: 3, redis: 10, partial: 0 });
+    await take(a);
+    await a.sync(); // the fourth in a row: given back and granted again
+    assert.ok((await unitsInRedis(a, key)) >= 14 + 5 + 1_000);
+    await a.close(); // gives every unspent unit back
+    assert.equal(await unitsInRedis(a, key), 14 + 5 + 1_000, 'after the final sync Redis holds exactly what was used');
+    await b.close();
+  });
+
   it('concurrency pools: in-flight requests never exceed the limit across instances, and slots all come back', async () => {
     const clock = new ManualClock(1_800_000_000_000);
     const stores = [0, 1].map(() => new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() }));

@@ -49,6 +49,13 @@ export interface RedisLimitStoreOptions {
   maxSliceFraction?: number;
   /** Slices are only granted while the counter's usage, slice included, stays under this share of its limit (default 0.5). */
   sliceCeiling?: number;
+  /**
+   * Syncs in a row in which a slice with nothing to do is only read (default 3; 0: every sync gives
+   * back and grants every slice): while it holds about what a refresh would top it up to, its entry
+   * reads the counter's usage, which costs Redis a fraction of a give-back and grant, and the slice
+   * keeps its units. What the instance believes of the counter stays one sync old at most.
+   */
+  maxSkippedSyncs?: number;
   /** The local clock syncs are sent at in client time mode (default Date.now). */
   clock?: () => number;
   /** Called when a sync could not be written (its settlements are dropped). */
@@ -64,6 +71,9 @@ interface ScriptedClient {
 }
 
 const registered = new WeakSet<object>();
+
+/** See RedisLimitStoreOptions.maxSkippedSyncs. */
+const MAX_SKIPPED_SYNCS = 3;
 
 function register(client: RedisClient): void {
   if (registered.has(client)) return;
@@ -133,7 +143,17 @@ export class RedisLimitStore implements LimitStore {
     if (this.syncIntervalMs > 0) {
       const tag = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
       // Syncs at window ends only for quanta long enough not to set the pace: 4 intervals or more.
-      this.slices = new SliceTable({ maxSliceFraction: options.maxSliceFraction ?? 0.01, ceilingFraction: options.sliceCeiling ?? 0.5, windowEndSyncMinMs: 4 * this.syncIntervalMs }, tag);
+      // A slice with nothing to do is only read, up to MAX_SKIPPED_SYNCS syncs in a row.
+      this.slices = new SliceTable(
+        {
+          maxSliceFraction: options.maxSliceFraction ?? 0.01,
+          ceilingFraction: options.sliceCeiling ?? 0.5,
+          windowEndSyncMinMs: 4 * this.syncIntervalMs,
+          maxSkippedSyncs: options.maxSkippedSyncs ?? MAX_SKIPPED_SYNCS,
+          refreshHorizonMs: 2 * this.syncIntervalMs,
+        },
+        tag,
+      );
     }
     register(this.client);
     this.scripted = this.client as unknown as ScriptedClient;

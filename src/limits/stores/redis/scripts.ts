@@ -149,11 +149,12 @@ export const SYNC_LUA = `
 --   g  slice (s|f): give back z unspent units booked at time t, keep h more there (the instance spends
 --      them while this call is under way), then take up to x units now as long as the counter's usage,
 --      kept units included, stays at or under y. Usage and reset are reported without the h units.
+--   u  read (s|f): the counter's usage and reset, nothing written (the instance keeps its slice).
 --   p  pool (c): remove the z members named in t (space-separated), then add up to x members named
 --      y..1, y..2, ... as long as the count stays at or under the limit field (the ceiling).
 --   r  release: remove member x.        n  renew: member x (if present) expires at now + y.
--- Returns, as a JSON array of strings: [nowMs, then per g or p entry: usage after the give-back and
--- before the grant, resetAtMs at that point, units granted].
+-- Returns, as a JSON array of strings: [nowMs, then per g, u or p entry: usage after the give-back and
+-- before the grant (u: all of it), resetAtMs at that point, units granted (u: 0)].
 ${BASE}${WINDOWS}
 local now = clockOf(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -182,6 +183,11 @@ for i = 1, #KEYS do
     local g = math.max(0, math.min(want, math.floor(ceiling - u - kept)))
     add(st, now, w, g)
     out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = fmt(g)
+  elseif op == 'u' then
+    local st = state(key, alg, w)
+    local u, reset
+    if alg == 's' then u = slPrune(st, now, w); reset = slReset(st, now, w) else u = fxPrune(st, now, w); reset = fxReset(st, now, w) end
+    out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = '0'
   elseif op == 'p' then
     local want, name, back = tonumber(e[5]), e[6], tonumber(e[7])
     if back > 0 then for m in string.gmatch(e[8], '%S+') do redis.call('ZREM', key, m) end end

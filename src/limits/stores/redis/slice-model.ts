@@ -9,7 +9,7 @@ import { quantumMs } from '../../algorithms/sliding-window.ts';
 /** One entry of the sync script: KEYS[i] and its nine ARGV (see SYNC_LUA). */
 export interface SyncOp {
   key: string;
-  op: 'a' | 'g' | 'p' | 'r' | 'n';
+  op: 'a' | 'g' | 'u' | 'p' | 'r' | 'n';
   alg: string;
   limit: number;
   windowMs: number;
@@ -28,6 +28,14 @@ export interface SliceOptions {
   ceilingFraction?: number;
   /** Only quanta (windows) at least this long set `nextWindowEnd` (default 0: all). */
   windowEndSyncMinMs?: number;
+  /**
+   * Syncs in a row in which a window slice with nothing to do is only read (default 0: every sync
+   * gives back and grants every slice): while it holds about what a refresh would top it up to and
+   * stays spendable past `refreshHorizonMs`, its entry reads the counter and the slice keeps its units.
+   */
+  maxSkippedSyncs?: number;
+  /** How long a window slice must stay spendable to be only read (the store: two sync intervals). */
+  refreshHorizonMs?: number;
 }
 
 /**
@@ -84,6 +92,8 @@ export interface WindowSlice {
   idle: number;
   /** A grant for it is on its way (a sync in flight asked for one). */
   refilling: boolean;
+  /** Syncs in a row in which it was only read (see SliceOptions.maxSkippedSyncs). */
+  skipped: number;
 }
 
 export interface PoolMember {
@@ -144,13 +154,18 @@ export class SettlementQueue {
     return this.byKey.size;
   }
 
+  has(key: string): boolean {
+    return this.byKey.has(key);
+  }
+
   add(adjustments: readonly CounterAdjustment[], atMs: number): void {
     for (const a of adjustments) {
       if (a.algorithm === 'concurrency' || a.delta === 0) continue;
       const bucket = bucketOf(a.algorithm, a.windowMs, atMs);
       let queued = this.byKey.get(a.key);
       if (!queued) this.byKey.set(a.key, (queued = []));
-      const same = queued.find((q) => q.bucket === bucket);
+      let same: { bucket: number; op: SyncOp } | undefined;
+      for (let i = 0; i < queued.length; i++) if (queued[i]!.bucket === bucket) same = queued[i];
       if (same) same.op.x = (same.op.x as number) + a.delta;
       else queued.push({ bucket, op: { key: a.key, op: 'a', alg: ALG_CODE[a.algorithm], limit: a.limit, windowMs: a.windowMs, x: a.delta, y: atMs, z: 0, t: 0, h: 0 } });
     }

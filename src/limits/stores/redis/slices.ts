@@ -17,7 +17,9 @@
  *   instance used of that counter in its last busy interval (none after QUIET_SYNCS quiet ones); a
  *   limit too small for a slice of two requests' cost gets none, so small limits are always decided
  *   in Redis, one request at a time;
- * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`;
+ * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`, unless it still
+ *   holds about what that sync would top it up to and stays spendable past the one after: then the
+ *   sync only reads its counter and it keeps its units, at most `maxSkippedSyncs` syncs in a row;
  * - a window slice is only spent inside the window quantum (sliding) or window (fixed) it was counted
  *   in, so a request is never counted earlier than its own time: every window still holds.
  * Token buckets get no slices: unspent tokens could not be given back exactly (a refill in between may
@@ -27,15 +29,17 @@
  *
  * What the instance believes of a counter (usage, reset time: the response headers of a local
  * admission) is what the last sync reported plus its own spending since: never older than one sync.
- * The table also queues what the sync carries besides slices: token settlements (merged per counter
- * and window quantum), lease releases and renewals of pool members held by long requests.
+ * Usage above a reservation, booked in the quantum of the counter's slice, is taken from the slice
+ * (its units are counted in Redis already); the table queues the other token settlements for the
+ * sync, merged per counter and window quantum, with lease releases and renewals of pool members held
+ * by long requests.
  *
  * Time: slices are judged in the Redis server's time, estimated as `now + offset`, where the offset is
  * taken from each sync's reply against the local time the sync was *sent*. The estimate therefore runs
  * ahead of the true server time (by up to one round trip), so a slice always stops early, never late.
  */
 import type { CounterAdjustment, CounterRequest, CounterResult } from '../../store.ts';
-import { ALG_CODE, SettlementQueue, demandOf, memberOp, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type Pool, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
+import { ALG_CODE, SettlementQueue, bucketOf, demandOf, memberOp, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type Pool, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
 
 export { ALG_CODE, type SyncOp } from './slice-model.ts';
 
@@ -45,6 +49,8 @@ export class SliceTable {
   private readonly maxFraction: number;
   private readonly ceilingFraction: number;
   private readonly windowEndSyncMinMs: number;
+  private readonly maxSkippedSyncs: number;
+  private readonly refreshHorizonMs: number;
   private readonly slices = new Map<string, WindowSlice>();
   private readonly pools = new Map<string, Pool>();
   private readonly leases = new Map<string, LocalLease[]>();
@@ -67,6 +73,8 @@ export class SliceTable {
     this.maxFraction = options.maxSliceFraction ?? 0.01;
     this.ceilingFraction = options.ceilingFraction ?? 0.5;
     this.windowEndSyncMinMs = options.windowEndSyncMinMs ?? 0;
+    this.maxSkippedSyncs = options.maxSkippedSyncs ?? 0;
+    this.refreshHorizonMs = options.refreshHorizonMs ?? 0;
     this.memberPrefix = `${instanceTag}:p`;
   }
 
@@ -230,7 +238,7 @@ export class SliceTable {
       let s = this.slices.get(c.key);
       if (!s && !admitted) continue;
       if (!s) {
-        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastBusy: 0, quiet: 0, maxCost: 0, idle: 0, refilling: false };
+        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastBusy: 0, quiet: 0, maxCost: 0, idle: 0, refilling: false, skipped: 0 };
         this.slices.set(c.key, s);
       }
       if (s.limit !== c.limit || s.windowMs !== c.windowMs) {
@@ -274,9 +282,35 @@ export class SliceTable {
     for (const { key, member } of this.leases.get(leaseId) ?? []) this.renewals.push({ ...memberOp('n', key, member.name), y: leaseTtlMs });
   }
 
-  /** Queues token settlements, merged with others booked in the same counter quantum. */
+  /**
+   * Token settlements. Usage above the reservation, booked in the quantum (window) of the counter's
+   * slice, is taken from the slice's units when they cover it: Redis counts them already, so it sees
+   * that usage at once and nothing needs sending. The rest (usage below the reservation, units given
+   * back) is queued, merged per counter and quantum, for the next sync.
+   */
   adjust(adjustments: readonly CounterAdjustment[], atMs: number): void {
-    this.settlements.add(adjustments, atMs);
+    let rest: CounterAdjustment[] | undefined;
+    for (const a of adjustments) {
+      if (a.delta === 0 || a.algorithm === 'concurrency') continue;
+      const s = a.delta > 0 ? this.slices.get(a.key) : undefined;
+      if (
+        s &&
+        s.anchor !== 0 &&
+        s.algorithm === a.algorithm &&
+        s.limit === a.limit &&
+        s.windowMs === a.windowMs &&
+        s.units >= a.delta &&
+        bucketOf(s.algorithm, s.windowMs, s.anchor) === bucketOf(a.algorithm, a.windowMs, atMs)
+      ) {
+        s.units -= a.delta;
+        s.spent += a.delta;
+        // Demand the next grant is sized for.
+        s.demand += a.delta;
+        continue;
+      }
+      (rest ??= []).push(a);
+    }
+    if (rest) this.settlements.add(rest, atMs);
   }
 
   /**
@@ -290,6 +324,8 @@ export class SliceTable {
     const sliceOps: SyncOp[] = [];
     const grants: (WindowSlice | Pool)[] = [];
     const names: string[] = [];
+    /** Per entry of `grants`: for a slice only read this time, its units when the sync was sent. */
+    const heldAtSend: (number | undefined)[] = [];
 
     for (const s of this.slices.values()) {
       const recent = demandOf(s, s.demand);
@@ -302,6 +338,26 @@ export class SliceTable {
         continue;
       }
       s.idle = 0;
+      // Nothing to give back or take yet: it holds about what a refresh would top it up to (twice the
+      // recent demand and one largest cost), stays spendable past the next sync, and nothing is queued
+      // for it. Its entry only reads the counter (what this instance believes of it stays one sync
+      // old at most) and the slice keeps its units, for `maxSkippedSyncs` syncs in a row at most.
+      if (
+        want > 0 &&
+        s.skipped < this.maxSkippedSyncs &&
+        s.units >= want - s.maxCost &&
+        s.until - now > this.refreshHorizonMs &&
+        !this.settlements.has(s.key)
+      ) {
+        s.skipped++;
+        sliceOps.push({ key: s.key, op: 'u', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: 0, y: 0, z: 0, t: 0, h: 0 });
+        s.base += s.spent;
+        s.spent = 0;
+        grants.push(s);
+        heldAtSend.push(s.units);
+        continue;
+      }
+      s.skipped = 0;
       // About one interval's demand stays spendable while the sync is under way (if its window is
       // still current); the rest goes back to the window it was counted in.
       const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
@@ -314,6 +370,7 @@ export class SliceTable {
       s.base += s.spent;
       s.spent = 0;
       grants.push(s);
+      heldAtSend.push(undefined);
     }
 
     for (const p of this.pools.values()) {
@@ -339,6 +396,7 @@ export class SliceTable {
       const naming = `${this.memberPrefix}${(++poolSeq).toString(36)}:`;
       sliceOps.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: naming, z: back.length, t: back.join(' '), h: 0 });
       grants.push(p);
+      heldAtSend.push(undefined);
       names.push(naming);
     }
 
@@ -371,11 +429,14 @@ export class SliceTable {
           const until = windowEnd(g, serverNow);
           if (until !== g.until) this.giveBack(g);
           g.refilling = false;
-          if (granted > 0 && until < nextEnd && spanOf(g) >= this.windowEndSyncMinMs) nextEnd = until;
+          const held = heldAtSend[i];
+          if ((granted > 0 || (held !== undefined && g.units > 0)) && until < nextEnd && spanOf(g) >= this.windowEndSyncMinMs) nextEnd = until;
           g.units += granted;
           g.anchor = serverNow;
           g.until = until;
-          g.base = used; // without this instance's units: what it spent meanwhile stays in `spent`
+          // Without this instance's units (a read counts them all: those it held when the sync was
+          // sent come off); what it spent meanwhile stays in `spent`.
+          g.base = held === undefined ? used : used - held;
           g.resetAtMs = reset;
         }
         this.nextWindowEnd = nextEnd;
@@ -391,7 +452,7 @@ export class SliceTable {
 
   /** Queues a slice's unspent units to go back to the window they were counted in. */
   private giveBack(s: WindowSlice): void {
-    if (s.units > 0) this.adjust([{ key: s.key, algorithm: s.algorithm, windowMs: s.windowMs, limit: s.limit, delta: -s.units }], s.anchor);
+    if (s.units > 0) this.settlements.add([{ key: s.key, algorithm: s.algorithm, windowMs: s.windowMs, limit: s.limit, delta: -s.units }], s.anchor);
     s.units = 0;
     s.until = -Infinity;
   }
