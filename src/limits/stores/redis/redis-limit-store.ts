@@ -55,7 +55,7 @@ export interface RedisLimitStoreOptions {
    * reads the counter's usage, which costs Redis a fraction of a give-back and grant, and the slice
    * keeps its units. What the instance believes of the counter stays one sync old at most.
    */
-  maxSkippedSyncs?: number;
+  maxReadOnlySyncs?: number;
   /** The local clock syncs are sent at in client time mode (default Date.now). */
   clock?: () => number;
   /** Called when a sync could not be written (its settlements are dropped). */
@@ -72,8 +72,8 @@ interface ScriptedClient {
 
 const registered = new WeakSet<object>();
 
-/** See RedisLimitStoreOptions.maxSkippedSyncs. */
-const MAX_SKIPPED_SYNCS = 3;
+/** See RedisLimitStoreOptions.maxReadOnlySyncs. */
+const MAX_READ_ONLY_SYNCS = 3;
 
 function register(client: RedisClient): void {
   if (registered.has(client)) return;
@@ -143,13 +143,13 @@ export class RedisLimitStore implements LimitStore {
     if (this.syncIntervalMs > 0) {
       const tag = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
       // Syncs at window ends only for quanta long enough not to set the pace: 4 intervals or more.
-      // A slice with nothing to do is only read, up to MAX_SKIPPED_SYNCS syncs in a row.
+      // A slice with nothing to do is only read, up to MAX_READ_ONLY_SYNCS syncs in a row.
       this.slices = new SliceTable(
         {
           maxSliceFraction: options.maxSliceFraction ?? 0.01,
           ceilingFraction: options.sliceCeiling ?? 0.5,
           windowEndSyncMinMs: 4 * this.syncIntervalMs,
-          maxSkippedSyncs: options.maxSkippedSyncs ?? MAX_SKIPPED_SYNCS,
+          maxReadOnlySyncs: options.maxReadOnlySyncs ?? MAX_READ_ONLY_SYNCS,
           refreshHorizonMs: 2 * this.syncIntervalMs,
         },
         tag,

@@ -33,7 +33,7 @@ export interface SliceOptions {
    * gives back and grants every slice): while it holds about what a refresh would top it up to and
    * stays spendable past `refreshHorizonMs`, its entry reads the counter and the slice keeps its units.
    */
-  maxSkippedSyncs?: number;
+  maxReadOnlySyncs?: number;
   /** How long a window slice must stay spendable to be only read (the store: two sync intervals). */
   refreshHorizonMs?: number;
 }
@@ -92,8 +92,8 @@ export interface WindowSlice {
   idle: number;
   /** A grant for it is on its way (a sync in flight asked for one). */
   refilling: boolean;
-  /** Syncs in a row in which it was only read (see SliceOptions.maxSkippedSyncs). */
-  skipped: number;
+  /** Syncs in a row in which it was only read (see SliceOptions.maxReadOnlySyncs). */
+  readOnly: number;
 }
 
 export interface PoolMember {

@@ -19,7 +19,7 @@
  *   in Redis, one request at a time;
  * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`, unless it still
  *   holds about what that sync would top it up to and stays spendable past the one after: then the
- *   sync only reads its counter and it keeps its units, at most `maxSkippedSyncs` syncs in a row;
+ *   sync only reads its counter and it keeps its units, at most `maxReadOnlySyncs` syncs in a row;
  * - a window slice is only spent inside the window quantum (sliding) or window (fixed) it was counted
  *   in, so a request is never counted earlier than its own time: every window still holds.
  * Token buckets get no slices: unspent tokens could not be given back exactly (a refill in between may
@@ -49,7 +49,7 @@ export class SliceTable {
   private readonly maxFraction: number;
   private readonly ceilingFraction: number;
   private readonly windowEndSyncMinMs: number;
-  private readonly maxSkippedSyncs: number;
+  private readonly maxReadOnlySyncs: number;
   private readonly refreshHorizonMs: number;
   private readonly slices = new Map<string, WindowSlice>();
   private readonly pools = new Map<string, Pool>();
@@ -73,7 +73,7 @@ export class SliceTable {
     this.maxFraction = options.maxSliceFraction ?? 0.01;
     this.ceilingFraction = options.ceilingFraction ?? 0.5;
     this.windowEndSyncMinMs = options.windowEndSyncMinMs ?? 0;
-    this.maxSkippedSyncs = options.maxSkippedSyncs ?? 0;
+    this.maxReadOnlySyncs = options.maxReadOnlySyncs ?? 0;
     this.refreshHorizonMs = options.refreshHorizonMs ?? 0;
     this.memberPrefix = `${instanceTag}:p`;
   }
@@ -238,7 +238,7 @@ export class SliceTable {
       let s = this.slices.get(c.key);
       if (!s && !admitted) continue;
       if (!s) {
-        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastBusy: 0, quiet: 0, maxCost: 0, idle: 0, refilling: false, skipped: 0 };
+        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastBusy: 0, quiet: 0, maxCost: 0, idle: 0, refilling: false, readOnly: 0 };
         this.slices.set(c.key, s);
       }
       if (s.limit !== c.limit || s.windowMs !== c.windowMs) {
@@ -341,15 +341,15 @@ export class SliceTable {
       // Nothing to give back or take yet: it holds about what a refresh would top it up to (twice the
       // recent demand and one largest cost), stays spendable past the next sync, and nothing is queued
       // for it. Its entry only reads the counter (what this instance believes of it stays one sync
-      // old at most) and the slice keeps its units, for `maxSkippedSyncs` syncs in a row at most.
+      // old at most) and the slice keeps its units, for `maxReadOnlySyncs` syncs in a row at most.
       if (
         want > 0 &&
-        s.skipped < this.maxSkippedSyncs &&
+        s.readOnly < this.maxReadOnlySyncs &&
         s.units >= want - s.maxCost &&
         s.until - now > this.refreshHorizonMs &&
         !this.settlements.has(s.key)
       ) {
-        s.skipped++;
+        s.readOnly++;
         sliceOps.push({ key: s.key, op: 'u', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: 0, y: 0, z: 0, t: 0, h: 0 });
         s.base += s.spent;
         s.spent = 0;
@@ -357,7 +357,7 @@ export class SliceTable {
         heldAtSend.push(s.units);
         continue;
       }
-      s.skipped = 0;
+      s.readOnly = 0;
       // About one interval's demand stays spendable while the sync is under way (if its window is
       // still current); the rest goes back to the window it was counted in.
       const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
