@@ -23,27 +23,24 @@
  * - a window slice is only spent inside the window quantum (sliding) or window (fixed) it was counted
  *   in, so a request is never counted earlier than its own time: every window still holds.
  * Token buckets get no slices: unspent tokens could not be given back exactly (a refill in between may
- * have been capped). Concurrency limits get pools: members added to the counter's sorted set in Redis,
- * with the lease TTL (so a crashed instance's pool expires like its leases), that local requests
- * occupy and free; a pool member held by a request is renewed like any lease.
+ * have been capped). Concurrency limits get pools (pools.ts): slots held in Redis with the lease TTL
+ * that local requests occupy and free; this table hands their counters to the pools.
  *
  * What the instance believes of a counter (usage, reset time: the response headers of a local
  * admission) is what the last sync reported plus its own spending since: never older than one sync.
  * Usage above a reservation, booked in the quantum of the counter's slice, is taken from the slice
  * (its units are counted in Redis already); the table queues the other token settlements for the
- * sync, merged per counter and window quantum, with lease releases and renewals of pool members held
- * by long requests.
+ * sync, merged per counter and window quantum.
  *
  * Time: slices are judged in the Redis server's time, estimated as `now + offset`, where the offset is
  * taken from each sync's reply against the local time the sync was *sent*. The estimate therefore runs
  * ahead of the true server time (by up to one round trip), so a slice always stops early, never late.
  */
 import type { CounterAdjustment, CounterRequest, CounterResult } from '../../store.ts';
-import { ALG_CODE, SettlementQueue, bucketOf, demandOf, memberOp, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type Pool, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
+import { ALG_CODE, SettlementQueue, bucketOf, demandOf, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
+import { PoolTable } from './pools.ts';
 
 export { ALG_CODE, type SyncOp } from './slice-model.ts';
-
-let poolSeq = 0;
 
 export class SliceTable {
   private readonly maxFraction: number;
@@ -52,16 +49,12 @@ export class SliceTable {
   private readonly maxReadOnlySyncs: number;
   private readonly refreshHorizonMs: number;
   private readonly slices = new Map<string, WindowSlice>();
-  private readonly pools = new Map<string, Pool>();
-  private readonly leases = new Map<string, LocalLease[]>();
+  /** Concurrency counters' pools, and the members local requests hold. */
+  private readonly pools: PoolTable;
   /** Token settlements to send, merged per counter and quantum. */
   private readonly settlements = new SettlementQueue();
-  private releases: SyncOp[] = [];
-  private renewals: SyncOp[] = [];
   /** Estimated server time minus local time (0 until the first sync; client time mode keeps 0). */
   private offset = 0;
-  private leaseTtlMs = 30_000;
-  private readonly memberPrefix: string;
   /**
    * Estimated server time at which the first slice granted by the last sync stops being spendable
    * (its quantum or window ends): the store syncs right after it, so slices are refilled in the new
@@ -75,12 +68,12 @@ export class SliceTable {
     this.windowEndSyncMinMs = options.windowEndSyncMinMs ?? 0;
     this.maxReadOnlySyncs = options.maxReadOnlySyncs ?? 0;
     this.refreshHorizonMs = options.refreshHorizonMs ?? 0;
-    this.memberPrefix = `${instanceTag}:p`;
+    this.pools = new PoolTable(this.maxFraction, this.ceilingFraction, `${instanceTag}:p`);
   }
 
   /** Nothing held, nothing queued: the sync timer may stop. */
   get empty(): boolean {
-    return this.slices.size === 0 && this.pools.size === 0 && this.settlements.size === 0 && this.releases.length === 0 && this.renewals.length === 0;
+    return this.slices.size === 0 && this.settlements.size === 0 && this.pools.empty;
   }
 
   /**
@@ -96,15 +89,11 @@ export class SliceTable {
     for (let i = 0; i < n; i++) {
       const c = counters[i]!;
       if (c.algorithm === 'concurrency') {
-        const p = this.pools.get(c.key);
-        const m = p && p.limit === c.limit ? p.free.pop() : undefined;
-        if (!m) continue;
-        // A member is only lent while it has at least half its TTL left: the request's own renewals
-        // (every third of the TTL, sent with the next sync) keep it alive from there.
-        if (m.ttl === leaseTtlMs && m.expiresAt - now > leaseTtlMs / 2) {
+        const m = this.pools.take(c, now, leaseTtlMs);
+        if (m) {
           taken[i] = m;
           count++;
-        } else p!.free.push(m);
+        }
         continue;
       }
       const s = this.slices.get(c.key);
@@ -150,7 +139,7 @@ export class SliceTable {
       const t = h.taken[i];
       if (!t) continue;
       const c = h.counters[i]!;
-      if (c.algorithm === 'concurrency') this.pools.get(c.key)?.free.push(t as PoolMember);
+      if (c.algorithm === 'concurrency') this.pools.putBack(c.key, t as PoolMember);
       else (t as WindowSlice).units += c.cost;
     }
   }
@@ -166,12 +155,8 @@ export class SliceTable {
       if (!t) continue;
       const c = h.counters[i]!;
       if (c.algorithm === 'concurrency') {
-        const p = this.pools.get(c.key)!;
-        p.busy++;
-        if (p.busy > p.peak) p.peak = p.busy;
-        p.used++;
         (held ??= []).push({ key: c.key, member: t as PoolMember });
-        results[i] = { remaining: Math.max(0, c.limit - p.used), resetAtMs: h.now, retryAfterMs: 0, fits: true };
+        results[i] = this.pools.occupy(c, h.now);
       } else {
         const s = t as WindowSlice;
         s.spent += c.cost;
@@ -179,7 +164,7 @@ export class SliceTable {
         results[i] = { remaining: Math.max(0, c.limit - s.base - s.spent), resetAtMs: resetOf(s, h.now), retryAfterMs: 0, fits: true };
       }
     }
-    if (held) this.leases.set(leaseId, held);
+    if (held) this.pools.lend(leaseId, held);
   }
 
   /** What this instance knows of a counter it holds a slice or pool of, without taking anything. */
@@ -187,8 +172,7 @@ export class SliceTable {
     const now = localNow + this.offset;
     const s = this.slices.get(c.key);
     if (s) return { remaining: Math.max(0, c.limit - s.base - s.spent), resetAtMs: resetOf(s, now), retryAfterMs: 0, fits: true };
-    const p = this.pools.get(c.key);
-    return { remaining: Math.max(0, c.limit - (p ? p.used : 0)), resetAtMs: now, retryAfterMs: 0, fits: true };
+    return this.pools.status(c, now);
   }
 
   /**
@@ -204,12 +188,7 @@ export class SliceTable {
       s.units = 0;
       return { units, at: s.anchor };
     }
-    const p = this.pools.get(key);
-    if (!p || !p.free.length) return null;
-    const names = p.free.map((m) => m.name).join(' ');
-    const units = p.free.length;
-    p.free = [];
-    return { units, at: names };
+    return this.pools.takeUnspent(key);
   }
 
   /**
@@ -217,22 +196,13 @@ export class SliceTable {
    * its answer is the counters' real usage, and its costs are demand the next sync sizes slices for.
    */
   observe(counters: readonly CounterRequest[], results: readonly CounterResult[], admitted: boolean, leaseTtlMs: number): void {
-    this.leaseTtlMs = leaseTtlMs;
+    this.pools.leaseTtlMs = leaseTtlMs;
     for (let i = 0; i < counters.length; i++) {
       const c = counters[i]!;
       const r = results[i]!;
       if (c.algorithm === 'token_bucket') continue;
       if (c.algorithm === 'concurrency') {
-        let p = this.pools.get(c.key);
-        if (!p && !admitted) continue;
-        if (!p) {
-          p = { key: c.key, limit: c.limit, free: [], busy: 0, peak: 0, lastBusy: 0, quiet: 0, used: 0, idle: 0 };
-          this.pools.set(c.key, p);
-        }
-        p.limit = c.limit;
-        p.used = c.limit - r.remaining;
-        // A Redis-path lease is not the pool's, but it shows how many run at once here.
-        if (admitted) p.peak = Math.max(p.peak, p.busy + 1);
+        this.pools.observe(c, r, admitted);
         continue;
       }
       let s = this.slices.get(c.key);
@@ -259,27 +229,17 @@ export class SliceTable {
 
   /** Releases a request's pool members (the rest of its leases, if any, are Redis's). */
   release(leaseId: string): void {
-    const held = this.leases.get(leaseId);
-    if (!held) return;
-    this.leases.delete(leaseId);
-    for (const { key, member } of held) {
-      const p = this.pools.get(key);
-      if (p) {
-        p.busy--;
-        p.used--;
-        p.free.push(member);
-      } else this.releases.push(memberOp('r', key, member.name));
-    }
+    this.pools.release(leaseId);
   }
 
   /** The pool members a request holds, by counter key (undefined: none). */
   localLeases(leaseId: string): readonly LocalLease[] | undefined {
-    return this.leases.get(leaseId);
+    return this.pools.localLeases(leaseId);
   }
 
   /** Queues renewals of a request's pool members (the store sends them at once). */
   renew(leaseId: string, leaseTtlMs: number): void {
-    for (const { key, member } of this.leases.get(leaseId) ?? []) this.renewals.push({ ...memberOp('n', key, member.name), y: leaseTtlMs });
+    this.pools.renew(leaseId, leaseTtlMs);
   }
 
   /**
@@ -322,8 +282,7 @@ export class SliceTable {
     // Set again from this sync's answer; a failed sync leaves no window end to wait for.
     this.nextWindowEnd = Infinity;
     const sliceOps: SyncOp[] = [];
-    const grants: (WindowSlice | Pool)[] = [];
-    const names: string[] = [];
+    const grants: WindowSlice[] = [];
     /** Per entry of `grants`: for a slice only read this time, its units when the sync was sent. */
     const heldAtSend: (number | undefined)[] = [];
 
@@ -342,70 +301,39 @@ export class SliceTable {
       // recent demand and one largest cost), stays spendable past the next sync, and nothing is queued
       // for it. Its entry only reads the counter (what this instance believes of it stays one sync
       // old at most) and the slice keeps its units, for `maxReadOnlySyncs` syncs in a row at most.
-      if (
+      const readOnly =
         want > 0 &&
         s.readOnly < this.maxReadOnlySyncs &&
         s.units >= want - s.maxCost &&
         s.until - now > this.refreshHorizonMs &&
-        !this.settlements.has(s.key)
-      ) {
+        !this.settlements.has(s.key);
+      if (readOnly) {
         s.readOnly++;
         sliceOps.push({ key: s.key, op: 'u', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: 0, y: 0, z: 0, t: 0, h: 0 });
-        s.base += s.spent;
-        s.spent = 0;
-        grants.push(s);
         heldAtSend.push(s.units);
-        continue;
+      } else {
+        s.readOnly = 0;
+        // About one interval's demand stays spendable while the sync is under way (if its window is
+        // still current); the rest goes back to the window it was counted in.
+        const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
+        // Token settlements booked in the slice's own quantum (window) ride its entry, as units given
+        // back (or taken): one entry per counter instead of two, with the same effect on the counter.
+        const settled = this.settlements.take(s.key, s.algorithm, s.windowMs, s.anchor);
+        sliceOps.push({ key: s.key, op: 'g', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept - settled, t: s.anchor, h: kept });
+        s.refilling = want > 0;
+        s.units = kept;
+        heldAtSend.push(undefined);
       }
-      s.readOnly = 0;
-      // About one interval's demand stays spendable while the sync is under way (if its window is
-      // still current); the rest goes back to the window it was counted in.
-      const kept = now < s.until ? Math.min(s.units, want > 0 ? recent : 0) : 0;
-      // Token settlements booked in the slice's own quantum (window) ride its entry, as units given
-      // back (or taken): one entry per counter instead of two, with the same effect on the counter.
-      const settled = this.settlements.take(s.key, s.algorithm, s.windowMs, s.anchor);
-      sliceOps.push({ key: s.key, op: 'g', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept - settled, t: s.anchor, h: kept });
-      s.refilling = want > 0;
-      s.units = kept;
       s.base += s.spent;
       s.spent = 0;
       grants.push(s);
-      heldAtSend.push(undefined);
     }
-
-    for (const p of this.pools.values()) {
-      const recent = demandOf(p, p.peak);
-      p.peak = p.busy;
-      const cap = Math.floor(p.limit * this.maxFraction);
-      const target = final || recent === 0 || cap < 2 ? 0 : Math.max(0, Math.min(cap, 2 * recent + 2) - p.busy);
-      // Free members stay (and stay usable while the sync is under way) unless they are past 40 % of
-      // their life or beyond the target: those go back, and new ones top the pool up.
-      const keep: PoolMember[] = [];
-      const back: string[] = [];
-      for (const m of p.free) {
-        if (keep.length < target && m.ttl === this.leaseTtlMs && m.expiresAt - now > 0.6 * m.ttl) keep.push(m);
-        else back.push(m.name);
-      }
-      p.free = keep;
-      const want = target - keep.length;
-      if (target === 0 && keep.length === 0 && back.length === 0) {
-        if (p.busy === 0 && ++p.idle >= 2) this.pools.delete(p.key);
-        continue;
-      }
-      p.idle = 0;
-      const naming = `${this.memberPrefix}${(++poolSeq).toString(36)}:`;
-      sliceOps.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: naming, z: back.length, t: back.join(' '), h: 0 });
-      grants.push(p);
-      heldAtSend.push(undefined);
-      names.push(naming);
-    }
+    const pools = this.pools.plan(now, final);
 
     const ops: SyncOp[] = [];
     this.settlements.drainInto(ops);
-    ops.push(...this.releases, ...this.renewals, ...sliceOps);
-    const releases = this.releases;
-    this.releases = [];
-    this.renewals = [];
+    const releases = this.pools.drainQueued(ops);
+    ops.push(...sliceOps, ...pools.ops);
 
     return {
       ops,
@@ -413,18 +341,11 @@ export class SliceTable {
         const serverNow = Number(reply[0]);
         this.offset = serverNow - sentAt;
         let nextEnd = Infinity;
-        for (let i = 0, k = 0; i < grants.length; i++) {
+        for (let i = 0; i < grants.length; i++) {
           const g = grants[i]!;
           const used = Number(reply[1 + i * 3]);
           const reset = Number(reply[2 + i * 3]);
           const granted = Number(reply[3 + i * 3]);
-          if ('free' in g) {
-            // Redis counted the free members as in use.
-            g.used = used - g.free.length;
-            const naming = names[k++]!;
-            for (let j = 1; j <= granted; j++) g.free.push({ name: `${naming}${j}`, expiresAt: serverNow + this.leaseTtlMs, ttl: this.leaseTtlMs });
-            continue;
-          }
           // What is left of the kept units joins the grant if the window is the same; else it goes back.
           const until = windowEnd(g, serverNow);
           if (until !== g.until) this.giveBack(g);
@@ -439,13 +360,14 @@ export class SliceTable {
           g.base = held === undefined ? used : used - held;
           g.resetAtMs = reset;
         }
+        pools.apply(reply, 1 + grants.length * 3, serverNow);
         this.nextWindowEnd = nextEnd;
       },
       fail: () => {
-        for (const g of grants) if (!('free' in g)) g.refilling = false;
+        for (const g of grants) g.refilling = false;
         // What this sync gave back may or may not have reached Redis: it stays given back (at worst
         // Redis counts it until its window or TTL ends, which refuses early, never late).
-        this.releases.push(...releases);
+        this.pools.requeue(releases);
       },
     };
   }
