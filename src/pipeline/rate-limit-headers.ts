@@ -38,8 +38,24 @@ export function viewOf(statuses: readonly LimitStatus[], refused?: LimitStatus):
   return { requests, tokens, binding };
 }
 
-let isoSecond = -1;
-let isoText = '';
+/**
+ * The last few reset seconds formatted as ISO-8601. One response names up to three resets (requests,
+ * tokens, binding), often of different windows (a minute and a day), and most resets of a busy second
+ * fall on the same few seconds: each is formatted once.
+ */
+const ISO_SLOTS = 4;
+const isoSeconds = new Array<number>(ISO_SLOTS).fill(-1);
+const isoTexts = new Array<string>(ISO_SLOTS).fill('');
+let isoNext = 0;
+
+function isoReset(second: number): string {
+  for (let i = 0; i < ISO_SLOTS; i++) if (isoSeconds[i] === second) return isoTexts[i]!;
+  const text = new Date(second * 1000).toISOString().replace('.000Z', 'Z');
+  isoSeconds[isoNext] = second;
+  isoTexts[isoNext] = text;
+  isoNext = (isoNext + 1) % ISO_SLOTS;
+  return text;
+}
 
 export function formatReset(atMs: number, nowMs: number, format: ResetFormat): string {
   const ms = Math.max(atMs, nowMs);
@@ -48,15 +64,8 @@ export function formatReset(atMs: number, nowMs: number, format: ResetFormat): s
       return String(Math.ceil(ms / 1000));
     case 'seconds':
       return String(Math.max(0, Math.ceil((ms - nowMs) / 1000)));
-    default: {
-      // Most resets of a busy second fall on the same second: format it once.
-      const second = Math.ceil(ms / 1000);
-      if (second !== isoSecond) {
-        isoSecond = second;
-        isoText = new Date(second * 1000).toISOString().replace('.000Z', 'Z');
-      }
-      return isoText;
-    }
+    default:
+      return isoReset(Math.ceil(ms / 1000));
   }
 }
 
