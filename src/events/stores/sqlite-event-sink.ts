@@ -13,9 +13,13 @@ import type { EventSink, GatewayEvent } from '../types.ts';
 import type { WorkerAck, WorkerData, WorkerRequest } from './sqlite-event-worker.ts';
 
 export interface SqliteEventSinkOptions {
-  /** Post a batch as soon as this many events are buffered (default 256). */
+  /** Post a batch as soon as this many events are buffered (default 2048). */
   batchSize?: number;
-  /** Post whatever is buffered this long after the first buffered event (default 20 ms). */
+  /**
+   * Post whatever is buffered this long after the first buffered event (default 100 ms). Each batch
+   * is one SQLite transaction, and a commit's cost (the WAL pages it rewrites, the worker waking up)
+   * is paid per batch: fewer, larger batches cost less CPU per event (docs/performance.md).
+   */
   flushIntervalMs?: number;
   /** Where fatal and write errors are reported (default: process.stderr). */
   log?: (line: string) => void;
@@ -72,8 +76,8 @@ export class SqliteEventSink implements EventSink {
   private exited: Promise<void>;
 
   constructor(dataDir: string, opts: SqliteEventSinkOptions = {}) {
-    this.batchSize = opts.batchSize ?? 256;
-    this.flushIntervalMs = opts.flushIntervalMs ?? 20;
+    this.batchSize = opts.batchSize ?? 2048;
+    this.flushIntervalMs = opts.flushIntervalMs ?? 100;
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.worker = startWorker({ dataDir });
     this.worker.unref();
