@@ -9,7 +9,7 @@ import { KtError, type ErrorCode } from '../core/errors.ts';
 import type { Clock } from '../core/clock.ts';
 import { textsOf, writeTexts } from '../core/tokens.ts';
 import type { CompiledConfig } from '../config/types.ts';
-import { usageIn, type LimitEngine, type Ticket } from '../limits/engine.ts';
+import type { LimitEngine, Ticket } from '../limits/engine.ts';
 import type { Usage } from '../limits/types.ts';
 import { LimitStoreUnavailableError } from '../limits/store.ts';
 import type { EventSink } from '../events/types.ts';
@@ -24,7 +24,7 @@ import { authorize } from './stages/authorize.ts';
 import { admit, denialError, plannedFor, reservationFor } from './stages/admit.ts';
 import { forward } from './stages/forward.ts';
 import { buildEvent } from './stages/record.ts';
-import { rateLimitHeaders, settledStatuses, viewOf, type HeaderView } from './rate-limit-headers.ts';
+import { rateLimitHeaders, settledViewOf, viewOf, type HeaderView } from './rate-limit-headers.ts';
 import { listModels } from './models.ts';
 
 export interface PipelineDeps {
@@ -97,7 +97,7 @@ export class Pipeline {
       if (ticket && !ticket.settled) await this.deps.engine.settle(ticket, usage);
       const adm = ctx.admission;
       if (adm?.admitted) {
-        view = viewOf(settledStatuses(adm.statuses, (s) => usageIn(s.planned.def.unit, usage)));
+        view = settledViewOf(adm.statuses, usage);
         if (ctx.config.headers.enabled) rateLimitHeaders(view, this.deps.clock.nowMs(), ctx.config.headers, out);
       }
       return out;

@@ -7,7 +7,8 @@
  * from now. Resets mean "back to the full limit".
  */
 import type { ResetFormat } from '../config/types.ts';
-import type { LimitStatus } from '../limits/types.ts';
+import type { LimitStatus, Usage } from '../limits/types.ts';
+import { usageIn } from '../limits/engine.ts';
 
 export interface HeaderView {
   readonly requests: LimitStatus | undefined;
@@ -101,12 +102,45 @@ export function rateLimitHeaders(
   }
 }
 
-/** Token statuses after settlement: the reservation is replaced by real usage. */
-export function settledStatuses(statuses: readonly LimitStatus[], actual: (s: LimitStatus) => number): LimitStatus[] {
-  return statuses.map((s) => {
+/**
+ * `viewOf` after settlement: each token status's reservation replaced by the request's real usage.
+ * Only the statuses the view names are copied (with their settled remaining and cost): a request
+ * admitted under many limits builds three objects here, not one per token limit.
+ */
+export function settledViewOf(statuses: readonly LimitStatus[], usage: Usage): HeaderView {
+  let requests: LimitStatus | undefined;
+  let tokens: LimitStatus | undefined;
+  let binding: LimitStatus | undefined;
+  let tokensLeft = 0;
+  let bindingLeft = 0;
+  let bindingRatio = Infinity;
+  for (let i = 0; i < statuses.length; i++) {
+    const s = statuses[i]!;
     const unit = s.planned.def.unit;
-    if (unit === 'requests' || unit === 'concurrent_requests') return s;
-    const used = actual(s);
-    return { ...s, remaining: Math.max(0, s.remaining + s.cost - used), cost: used };
-  });
+    let left = s.remaining;
+    if (unit === 'requests') {
+      if (!requests || left < requests.remaining) requests = s;
+    } else if (unit !== 'concurrent_requests') {
+      left = Math.max(0, s.remaining + s.cost - usageIn(unit, usage));
+      if (!tokens || left < tokensLeft) {
+        tokens = s;
+        tokensLeft = left;
+      }
+    }
+    const ratio = left / s.planned.def.limit;
+    if (ratio < bindingRatio) {
+      bindingRatio = ratio;
+      binding = s;
+      bindingLeft = left;
+    }
+  }
+  const settledTokens = tokens && settled(tokens, tokensLeft, usage);
+  return { requests, tokens: settledTokens, binding: binding === tokens ? settledTokens : binding && settled(binding, bindingLeft, usage) };
+}
+
+/** A token status with its settled numbers (request and concurrency statuses are returned as they are). */
+function settled(s: LimitStatus, left: number, usage: Usage): LimitStatus {
+  const unit = s.planned.def.unit;
+  if (unit === 'requests' || unit === 'concurrent_requests') return s;
+  return { planned: s.planned, remaining: left, resetAtMs: s.resetAtMs, cost: usageIn(unit, usage) };
 }
