@@ -409,21 +409,49 @@ describe('RedisLimitStore quota slices at the end of a window', { skip: !haveRed
   const HOUR = 3_600_000;
   const Q = quantumMs(HOUR);
 
-  /** A store whose regular syncs (every 10 s) do not come during a test, with slices of a busy counter whose quantum ends `beforeEndMs` from now. */
-  async function sliced(beforeEndMs: number, client: Redis = shared(), commandTimeoutMs = 2_000) {
+  /**
+   * A store whose regular syncs (every 10 s) do not come during a test, with slices of a busy counter
+   * whose quantum ends `beforeEndMs` from now. Grants within two intervals (20 s) of their quantum's
+   * end are counted from the next quantum, unless `bookAheadMs` says otherwise.
+   */
+  async function sliced(beforeEndMs: number, client: Redis = shared(), commandTimeoutMs = 2_000, bookAheadMs?: number) {
     const clock = new ManualClock(Math.ceil(1_800_000_000_000 / Q) * Q + 7 * Q - beforeEndMs);
-    const store = new RedisLimitStore({ client, keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs, syncIntervalMs: 10_000, clock: () => clock.nowMs() });
+    const store = new RedisLimitStore({ client, keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs, syncIntervalMs: 10_000, bookAheadMs, clock: () => clock.nowMs() });
     const c: CounterRequest = { key: `named:edge-${Date.now()}-${beforeEndMs}:sliding_window:${HOUR}|s`, algorithm: 'sliding_window', limit: 1_000_000, windowMs: HOUR, cost: 1, shadow: false };
     const take = () => store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId: '', leaseTtlMs: 30_000 });
     for (let i = 0; i < 10; i++) assert.ok((await take()).admitted);
     await store.sync(); // demand seen: a slice is granted, spendable until the quantum ends
     assert.ok((await take()).admitted);
     assert.equal(store.admissions.local, 1, 'the slice covers the next admission');
-    return { clock, store, take };
+    return { clock, store, take, key: store.keyHead + c.key };
   }
 
-  it('syncs right after a window quantum ends, so slices are refilled in the new one without waiting an interval', async () => {
-    const { clock, store, take } = await sliced(20);
+  it('a slice granted shortly before its quantum ends is counted from the next one: admissions across the end stay local, with no sync', async () => {
+    const { clock, store, take, key } = await sliced(20);
+    const end = clock.nowMs() + 20; // the current quantum's end
+    const qNow = Math.floor(clock.nowMs() / Q);
+    const held = await shared().hgetall(key);
+    assert.equal(held[String(qNow)], '10', 'the ten admissions Redis decided are counted in this quantum');
+    assert.ok(Number(held[String(qNow + 1)]) >= 2, `the slice's units, the one already spent included, are counted in the next quantum: ${JSON.stringify(held)}`);
+    const syncs = store.syncs;
+    clock.advance(30); // past the end: a slice counted in the quantum just ended could no longer be spent
+    const r = await take();
+    assert.ok(r.admitted);
+    assert.equal(store.admissions.local, 2, 'decided from the slice');
+    assert.equal(store.admissions.redis, 10);
+    assert.equal(store.syncs, syncs, 'no sync was needed');
+    assert.equal(r.results[0]!.resetAtMs, end + Q + HOUR, 'counted in the next quantum: back to the full limit when that quantum leaves the window');
+    await store.close();
+    const after = await shared().hgetall(key);
+    assert.deepEqual(
+      { now: after[String(qNow)], next: after[String(qNow + 1)], total: after.t },
+      { now: '10', next: '2', total: '12' },
+      'unspent units went back to the quantum they were counted in; the two slice admissions stay counted there',
+    );
+  });
+
+  it('syncs right after a window quantum ends, so slices granted before it are refilled in the new one without waiting an interval', async () => {
+    const { clock, store, take } = await sliced(20, shared(), 2_000, 0);
     const syncs = store.syncs;
     clock.advance(30); // the quantum has ended: the slice may no longer be spent
     // The regular sync is 10 s away; the one scheduled for the end of the quantum comes now.

@@ -56,6 +56,12 @@ export interface RedisLimitStoreOptions {
    * keeps its units. What the instance believes of the counter stays one sync old at most.
    */
   maxReadOnlySyncs?: number;
+  /**
+   * A sliding-window slice granted this close (ms) to the end of its window quantum is counted from
+   * the next quantum and stays spendable across the quantum's end (default: two sync intervals; 0:
+   * counted at the sync's time, spendable until its quantum ends). See `grantTime` in slice-model.ts.
+   */
+  bookAheadMs?: number;
   /** The local clock syncs are sent at in client time mode (default Date.now). */
   clock?: () => number;
   /** Called when a sync could not be written (its settlements are dropped). */
@@ -84,9 +90,9 @@ function register(client: RedisClient): void {
   registered.add(client);
 }
 
-/** SYNC_LUA's entry: `[op, algorithm, limit, windowMs, x, y, z, t, h]`. */
+/** SYNC_LUA's entry: `[op, algorithm, limit, windowMs, x, y, z, t, h, a]`. */
 function entry(o: SyncOp): (string | number)[] {
-  return [o.op, o.alg, o.limit, o.windowMs, o.x, o.y, o.z, o.t, o.h];
+  return [o.op, o.alg, o.limit, o.windowMs, o.x, o.y, o.z, o.t, o.h, o.a ?? 0];
 }
 
 /** A Lua number string back to a JS number (normalising -0). */
@@ -151,6 +157,7 @@ export class RedisLimitStore implements LimitStore {
           windowEndSyncMinMs: 4 * this.syncIntervalMs,
           maxReadOnlySyncs: options.maxReadOnlySyncs ?? MAX_READ_ONLY_SYNCS,
           refreshHorizonMs: 2 * this.syncIntervalMs,
+          bookAheadMs: options.bookAheadMs ?? 2 * this.syncIntervalMs,
         },
         tag,
       );

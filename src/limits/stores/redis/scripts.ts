@@ -143,12 +143,14 @@ export const SYNC_LUA = `
 -- KEYS[i]: the counter key of entry i (a key may appear in several entries).
 -- ARGV[1]: nowMs or "server"; ARGV[2]: leaseTtlMs of pool members.
 -- ARGV[3]: the entries as one JSON array (one argument instead of nine per entry: a sync carries
--- hundreds of entries); entry i is [op, algorithm (s|f|b|c), limit, windowMs, x, y, z, t, h]:
+-- hundreds of entries); entry i is [op, algorithm (s|f|b|c), limit, windowMs, x, y, z, t, h, a]:
 --   a  adjust: add x units (negative gives back) booked at time y; a token bucket is charged now.
 --      A give-back to a counter with no state is moot.
 --   g  slice (s|f): give back z unspent units booked at time t, keep h more there (the instance spends
 --      them while this call is under way), then take up to x units now as long as the counter's usage,
 --      kept units included, stays at or under y. Usage and reset are reported without the h units.
+--      The grant is counted now, or (sliding windows, a > 0) at the start of the next quantum when
+--      the current one ends within a ms of now (slice-model.ts grantTime makes the same choice).
 --   u  read (s|f): the counter's usage and reset, nothing written (the instance keeps its slice).
 --   p  pool (c): remove the z members named in t (space-separated), then add up to x members named
 --      y..1, y..2, ... as long as the count stays at or under the limit field (the ceiling).
@@ -173,7 +175,7 @@ for i = 1, #KEYS do
   if op == 'a' then
     applyDelta(state(key, alg, w), alg, tonumber(e[6]), now, w, tonumber(e[5]), limit)
   elseif op == 'g' then
-    local want, ceiling, back, at, kept = tonumber(e[5]), tonumber(e[6]), tonumber(e[7]), tonumber(e[8]), tonumber(e[9])
+    local want, ceiling, back, at, kept, ahead = tonumber(e[5]), tonumber(e[6]), tonumber(e[7]), tonumber(e[8]), tonumber(e[9]), tonumber(e[10]) or 0
     local st = state(key, alg, w)
     local add = alg == 's' and slAdd or fxAdd
     applyDelta(st, alg, at, now, w, -(back + kept), limit)
@@ -181,7 +183,12 @@ for i = 1, #KEYS do
     if alg == 's' then u = slPrune(st, now, w); reset = slReset(st, now, w) else u = fxPrune(st, now, w); reset = fxReset(st, now, w) end
     if kept > 0 then add(st, at, w, kept) end
     local g = math.max(0, math.min(want, math.floor(ceiling - u - kept)))
-    add(st, now, w, g)
+    local grantAt = now
+    if ahead > 0 and alg == 's' then
+      local qEnd = (math.floor(now / st.g) + 1) * st.g
+      if qEnd - now <= ahead then grantAt = qEnd end
+    end
+    add(st, grantAt, w, g)
     out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = fmt(g)
   elseif op == 'u' then
     local st = state(key, alg, w)

@@ -19,6 +19,11 @@ export interface SyncOp {
   t: number | string;
   /** Units kept (spendable during the sync), for g. */
   h: number;
+  /**
+   * For g of a sliding window: when the counter's quantum ends within this many ms of the script's
+   * time, the grant is counted from the start of the next quantum (see `grantTime`). 0 or absent: now.
+   */
+  a?: number;
 }
 
 export interface SliceOptions {
@@ -36,6 +41,11 @@ export interface SliceOptions {
   maxReadOnlySyncs?: number;
   /** How long a window slice must stay spendable to be only read (the store: two sync intervals). */
   refreshHorizonMs?: number;
+  /**
+   * A sliding-window grant made this close (ms) to the end of its quantum is counted from the start
+   * of the next quantum (default 0: never; see `grantTime`).
+   */
+  bookAheadMs?: number;
 }
 
 /**
@@ -214,6 +224,20 @@ export function windowEnd(s: WindowSlice, at: number): number {
     return (Math.floor(at / g) + 1) * g;
   }
   return (Math.floor(at / s.windowMs) + 1) * s.windowMs;
+}
+
+/**
+ * Server time a sync counts a slice's grant at: the script's time `now`, or, for a sliding window
+ * whose quantum ends within `aheadMs` of it, the start of the next quantum. Such a slice stays
+ * spendable across the quantum's end, through the whole next quantum, so admissions at the end of a
+ * quantum neither wait for a sync nor go to Redis; the requests it covers before that quantum starts
+ * are counted in it, so they leave the window one quantum later than they would have, never sooner.
+ * SYNC_LUA makes the same choice from the same `now`.
+ */
+export function grantTime(s: WindowSlice, now: number, aheadMs: number): number {
+  if (aheadMs <= 0 || s.algorithm !== 'sliding_window') return now;
+  const end = windowEnd(s, now);
+  return end - now <= aheadMs ? end : now;
 }
 
 /** The counter's reset time as the store would report it: spending in the slice's window sets it. */

@@ -20,8 +20,10 @@
  * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`, unless it still
  *   holds about what that sync would top it up to and stays spendable past the one after: then the
  *   sync only reads its counter and it keeps its units, at most `maxReadOnlySyncs` syncs in a row;
- * - a window slice is only spent inside the window quantum (sliding) or window (fixed) it was counted
- *   in, so a request is never counted earlier than its own time: every window still holds.
+ * - a window slice is only spent until the end of the window quantum (sliding) or window (fixed) it
+ *   was counted in, so a request is never counted earlier than its own time: every window still
+ *   holds. A sliding-window grant close to its quantum's end is counted from the next quantum
+ *   (`bookAheadMs`, see `grantTime`), so the slice carries on across that end without a sync.
  * Token buckets get no slices: unspent tokens could not be given back exactly (a refill in between may
  * have been capped). Concurrency limits get pools (pools.ts): slots held in Redis with the lease TTL
  * that local requests occupy and free; this table hands their counters to the pools.
@@ -37,7 +39,7 @@
  * ahead of the true server time (by up to one round trip), so a slice always stops early, never late.
  */
 import type { CounterAdjustment, CounterRequest, CounterResult } from '../../store.ts';
-import { ALG_CODE, SettlementQueue, bucketOf, demandOf, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
+import { ALG_CODE, SettlementQueue, bucketOf, demandOf, grantTime, resetOf, spanOf, windowEnd, type Hold, type LocalLease, type PoolMember, type SliceOptions, type SyncOp, type SyncPlan, type WindowSlice } from './slice-model.ts';
 import { PoolTable } from './pools.ts';
 
 export { ALG_CODE, type SyncOp } from './slice-model.ts';
@@ -48,6 +50,7 @@ export class SliceTable {
   private readonly windowEndSyncMinMs: number;
   private readonly maxReadOnlySyncs: number;
   private readonly refreshHorizonMs: number;
+  private readonly bookAheadMs: number;
   private readonly slices = new Map<string, WindowSlice>();
   /** Concurrency counters' pools, and the members local requests hold. */
   private readonly pools: PoolTable;
@@ -68,6 +71,7 @@ export class SliceTable {
     this.windowEndSyncMinMs = options.windowEndSyncMinMs ?? 0;
     this.maxReadOnlySyncs = options.maxReadOnlySyncs ?? 0;
     this.refreshHorizonMs = options.refreshHorizonMs ?? 0;
+    this.bookAheadMs = options.bookAheadMs ?? 0;
     this.pools = new PoolTable(this.maxFraction, this.ceilingFraction, `${instanceTag}:p`);
   }
 
@@ -319,7 +323,7 @@ export class SliceTable {
         // Token settlements booked in the slice's own quantum (window) ride its entry, as units given
         // back (or taken): one entry per counter instead of two, with the same effect on the counter.
         const settled = this.settlements.take(s.key, s.algorithm, s.windowMs, s.anchor);
-        sliceOps.push({ key: s.key, op: 'g', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept - settled, t: s.anchor, h: kept });
+        sliceOps.push({ key: s.key, op: 'g', alg: ALG_CODE[s.algorithm], limit: s.limit, windowMs: s.windowMs, x: want, y: Math.floor(s.limit * this.ceilingFraction), z: s.units - kept - settled, t: s.anchor, h: kept, a: this.aheadOf(s) });
         s.refilling = want > 0;
         s.units = kept;
         heldAtSend.push(undefined);
@@ -346,14 +350,16 @@ export class SliceTable {
           const used = Number(reply[1 + i * 3]);
           const reset = Number(reply[2 + i * 3]);
           const granted = Number(reply[3 + i * 3]);
+          // Counted now, or from the next quantum when this one ends within bookAheadMs (as the script did).
+          const at = grantTime(g, serverNow, this.aheadOf(g));
           // What is left of the kept units joins the grant if the window is the same; else it goes back.
-          const until = windowEnd(g, serverNow);
+          const until = windowEnd(g, at);
           if (until !== g.until) this.giveBack(g);
           g.refilling = false;
           const held = heldAtSend[i];
           if ((granted > 0 || (held !== undefined && g.units > 0)) && until < nextEnd && spanOf(g) >= this.windowEndSyncMinMs) nextEnd = until;
           g.units += granted;
-          g.anchor = serverNow;
+          g.anchor = at;
           g.until = until;
           // Without this instance's units (a read counts them all: those it held when the sync was
           // sent come off); what it spent meanwhile stays in `spent`.
@@ -370,6 +376,15 @@ export class SliceTable {
         this.pools.requeue(releases);
       },
     };
+  }
+
+  /**
+   * How close to its quantum's end a grant of this slice is counted from the next quantum: only for
+   * sliding windows whose quanta are long enough for the store to sync at their ends (the others are
+   * refilled within their quantum by the regular syncs).
+   */
+  private aheadOf(s: WindowSlice): number {
+    return s.algorithm === 'sliding_window' && spanOf(s) >= this.windowEndSyncMinMs ? this.bookAheadMs : 0;
   }
 
   /** Queues a slice's unspent units to go back to the window they were counted in. */
