@@ -281,9 +281,12 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     return sum;
   }
 
-  it('three instances never admit past the limit, and every unit is accounted for once they sync', async () => {
+  // A 60 s interval: slices live within their one-second quanta. A 200 ms interval: grants in the last
+  // 400 ms of a quantum are counted from the next one (the test crosses twenty quantum ends).
+  for (const syncIntervalMs of [60_000, 200])
+  it(`three instances never admit past the limit, and every unit is accounted for once they sync (sync_interval_ms ${syncIntervalMs})`, async () => {
     const clock = new ManualClock(1_800_000_000_000);
-    const stores = [0, 1, 2].map(() => new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() }));
+    const stores = [0, 1, 2].map(() => new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs, clock: () => clock.nowMs() }));
     const key = `named:spread-${Date.now()}:sliding_window:60000|s`;
     const limit = 3_000; // 1 % slices of 30 units, granted while the counter is under 1500
     const c: CounterRequest = { key, algorithm: 'sliding_window', limit, windowMs: 60_000, cost: 1, shadow: false };
