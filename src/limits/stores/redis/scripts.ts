@@ -167,6 +167,23 @@ local function state(key, alg, w)
   if st == nil then st = load(key, alg, w); states[key] = st; algs[key] = alg end
   return st
 end
+-- A window's usage now (pruned) and when it is back to its full limit.
+local function usageAndReset(st, alg, w)
+  if alg == 's' then
+    local u = slPrune(st, now, w)
+    return u, slReset(st, now, w)
+  end
+  local u = fxPrune(st, now, w)
+  return u, fxReset(st, now, w)
+end
+-- When a slice's grant is counted: now, or the start of the next quantum when a sliding window's
+-- current one ends within ahead ms (grantTime in slice-model.ts makes the same choice).
+local function grantTime(st, alg, ahead)
+  if ahead <= 0 or alg ~= 's' then return now end
+  local qEnd = (math.floor(now / st.g) + 1) * st.g
+  if qEnd - now <= ahead then return qEnd end
+  return now
+end
 local entries = cjson.decode(ARGV[3])
 for i = 1, #KEYS do
   local e = entries[i]
@@ -179,21 +196,13 @@ for i = 1, #KEYS do
     local st = state(key, alg, w)
     local add = alg == 's' and slAdd or fxAdd
     applyDelta(st, alg, at, now, w, -(back + kept), limit)
-    local u, reset
-    if alg == 's' then u = slPrune(st, now, w); reset = slReset(st, now, w) else u = fxPrune(st, now, w); reset = fxReset(st, now, w) end
+    local u, reset = usageAndReset(st, alg, w)
     if kept > 0 then add(st, at, w, kept) end
     local g = math.max(0, math.min(want, math.floor(ceiling - u - kept)))
-    local grantAt = now
-    if ahead > 0 and alg == 's' then
-      local qEnd = (math.floor(now / st.g) + 1) * st.g
-      if qEnd - now <= ahead then grantAt = qEnd end
-    end
-    add(st, grantAt, w, g)
+    add(st, grantTime(st, alg, ahead), w, g)
     out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = fmt(g)
   elseif op == 'u' then
-    local st = state(key, alg, w)
-    local u, reset
-    if alg == 's' then u = slPrune(st, now, w); reset = slReset(st, now, w) else u = fxPrune(st, now, w); reset = fxReset(st, now, w) end
+    local u, reset = usageAndReset(state(key, alg, w), alg, w)
     out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = '0'
   elseif op == 'p' then
     local want, name, back = tonumber(e[5]), e[6], tonumber(e[7])
