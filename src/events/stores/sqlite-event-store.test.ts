@@ -36,6 +36,29 @@ test('records through the worker and reads from a separate connection', async (t
   assert.deepEqual(reader.last(1000, {}).map((r) => r.event.id), events.map((e) => e.id));
 });
 
+test('every shape of event is stored as recorded, members in their order', async (t) => {
+  const dir = tempDir(t);
+  const sink = new SqliteEventSink(dir);
+  t.after(() => sink.close());
+  const rl = { remaining_requests: 9, remaining_tokens: null, limit: 'rpm', scope: 'api_key', limit_value: 10 };
+  const events = [
+    makeEvent(),
+    makeEvent({ rate_limit: { ...rl } }),
+    makeEvent({ status: 429, result: 'blocked', reason: 'rate_limited', message: 'Rate limit reached', rate_limit: { ...rl, remaining_requests: 0, retry_after_seconds: 7 } }),
+    makeEvent({ rate_limit: { ...rl, remaining_tokens: 120, limit: null, scope: null, limit_value: null, shadow_exceeded: ['user:rpm', 'global:tpm'] } }),
+    makeEvent({ consumer_group: null, user: null, team: 'platform', key_id: null, ip: null, model: null, target: null, limiter: null, stream: true }),
+    makeEvent({ result: 'flagged', findings: [{ policy: 'pii', type: 'pii_detector', category: 'email', action: 'redact', count: 2 }], latency_ms: 12.34 }),
+    makeEvent({ status: 502, result: 'error', reason: 'upstream_error', usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }, limiter: 'local_fallback' }),
+  ];
+  for (const e of events) sink.record(e);
+  await sink.flush();
+
+  const db = new Database(eventsDbPath(dir), { readonly: true });
+  t.after(() => db.close());
+  const bodies = (db.prepare('SELECT body FROM events ORDER BY seq').all() as { body: string }[]).map((r) => r.body);
+  assert.deepEqual(bodies, events.map((e) => JSON.stringify(e)));
+});
+
 test('reader on a missing database returns nothing and does not create it', () => {
   const dir = join(tmpdir(), `kt-events-missing-${process.pid}-${Date.now()}`);
   const reader = openEventReader(dir);

@@ -7,10 +7,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync } from 'node:fs';
 import { insertEvents, openEventDb, pruneEvents } from './sqlite-event-store.ts';
+import { EVENT_WIDTH, eventAt } from './event-rows.ts';
 import type { GatewayEvent } from '../types.ts';
 
 export type WorkerRequest =
-  | { id: number; type: 'batch'; events: GatewayEvent[] }
+  /** `rows`: events flattened by `pushEvent` (event-rows.ts). */
+  | { id: number; type: 'batch'; rows: unknown[] }
   | { id: number; type: 'prune'; olderThanMs: number }
   | { id: number; type: 'sync' }
   | { id: number; type: 'close' };
@@ -45,12 +47,18 @@ function withRetry<T>(fn: () => T): T {
   }
 }
 
+function eventsOf(rows: readonly unknown[]): GatewayEvent[] {
+  const events: GatewayEvent[] = [];
+  for (let at = 0; at < rows.length; at += EVENT_WIDTH) events.push(eventAt(rows, at));
+  return events;
+}
+
 port.on('message', (msg: WorkerRequest) => {
   const ack: WorkerAck = { id: msg.id, type: msg.type };
   try {
     switch (msg.type) {
       case 'batch':
-        withRetry(() => insertEvents(db, msg.events));
+        withRetry(() => insertEvents(db, eventsOf(msg.rows)));
         break;
       case 'prune':
         withRetry(() => pruneEvents(db, msg.olderThanMs));
