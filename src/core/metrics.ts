@@ -7,33 +7,60 @@ import type { RequestContext } from '../pipeline/context.ts';
 /**
  * Counts of a labelled counter kept as plain numbers on the request path and handed to prom-client
  * when `/metrics` is scraped: prom-client hashes the label set on every increment, a cost the
- * request path does not need to pay.
+ * request path does not need to pay. Counts are found by their label values, one map level per
+ * label, so an increment builds no key string and no label object.
  */
 class PendingCounts {
-  private readonly counts = new Map<string, { labels: Record<string, string>; n: number; exported: boolean }>();
+  private readonly counts = new Map<string, Map<string, Map<string, PendingCount>>>();
+  private size = 0;
+
+  /** `names`: the counter's label names, in the order `add` takes their values (two or three). */
+  constructor(private readonly names: readonly [string, string] | readonly [string, string, string]) {}
 
   /**
    * `counter` takes the increment directly once 10 000 label sets are pending. A count that is not a
    * finite number of zero or more (an upstream's odd usage) is left out: a counter only goes up.
+   * `c` is '' for a counter with two labels.
    */
-  add(key: string, labels: () => Record<string, string>, n: number, counter: Counter<string>): void {
+  add(a: string, b: string, c: string, n: number, counter: Counter<string>): void {
     if (!(n >= 0 && n < Infinity)) return;
-    const c = this.counts.get(key);
-    if (c) c.n += n;
-    else if (this.counts.size < 10_000) this.counts.set(key, { labels: labels(), n, exported: false });
-    else counter.inc(labels(), n);
+    let byB = this.counts.get(a);
+    if (!byB) this.counts.set(a, (byB = new Map()));
+    let byC = byB.get(b);
+    if (!byC) byB.set(b, (byC = new Map()));
+    const p = byC.get(c);
+    if (p) {
+      p.n += n;
+      return;
+    }
+    const labels: Record<string, string> = { [this.names[0]]: a, [this.names[1]]: b };
+    if (this.names.length === 3) labels[this.names[2]] = c;
+    if (this.size < 10_000) {
+      byC.set(c, { labels, n, exported: false });
+      this.size++;
+    } else counter.inc(labels, n);
   }
 
   flushInto(counter: Counter<string>): void {
-    for (const c of this.counts.values()) {
-      // A label set seen only with 0 is still exported (at 0), as prom-client children are.
-      if (c.n === 0 && c.exported) continue;
-      const n = c.n;
-      c.n = 0;
-      c.exported = true;
-      counter.inc(c.labels, n);
+    for (const byB of this.counts.values()) {
+      for (const byC of byB.values()) {
+        for (const p of byC.values()) {
+          // A label set seen only with 0 is still exported (at 0), as prom-client children are.
+          if (p.n === 0 && p.exported) continue;
+          const n = p.n;
+          p.n = 0;
+          p.exported = true;
+          counter.inc(p.labels, n);
+        }
+      }
     }
   }
+}
+
+interface PendingCount {
+  readonly labels: Record<string, string>;
+  n: number;
+  exported: boolean;
 }
 
 /** What the Redis limit store has counted since it started. */
@@ -47,8 +74,8 @@ export interface LimiterCounts {
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly pendingRequests = new PendingCounts();
-  private readonly pendingTokens = new PendingCounts();
+  private readonly pendingRequests = new PendingCounts(['result', 'reason', 'consumer_group']);
+  private readonly pendingTokens = new PendingCounts(['consumer_group', 'kind']);
   private readonly requests: Counter<'result' | 'reason' | 'consumer_group'> = new Counter({
     name: 'kt_requests_total',
     help: 'Requests handled, by result (allowed, flagged, blocked, error) and reason.',
@@ -126,11 +153,11 @@ export class Metrics {
   request(ctx: RequestContext, latencyMs: number): void {
     const group = ctx.identity?.group?.name ?? '';
     const { result, reason } = ctx.outcome;
-    this.pendingRequests.add(`${result}\u0000${reason ?? ''}\u0000${group}`, () => ({ result, reason: reason ?? '', consumer_group: group }), 1, this.requests as Counter<string>);
+    this.pendingRequests.add(result, reason ?? '', group, 1, this.requests as Counter<string>);
     this.duration.observe(latencyMs / 1000);
     if (ctx.usage.total_tokens) {
-      this.pendingTokens.add(`p\u0000${group}`, () => ({ consumer_group: group, kind: 'prompt' }), ctx.usage.prompt_tokens, this.tokens as Counter<string>);
-      this.pendingTokens.add(`c\u0000${group}`, () => ({ consumer_group: group, kind: 'completion' }), ctx.usage.completion_tokens, this.tokens as Counter<string>);
+      this.pendingTokens.add(group, 'prompt', '', ctx.usage.prompt_tokens, this.tokens as Counter<string>);
+      this.pendingTokens.add(group, 'completion', '', ctx.usage.completion_tokens, this.tokens as Counter<string>);
     }
   }
 
