@@ -10,6 +10,10 @@
  * B minus A, with how many rounds B came out lower.
  *
  *   npm run bench:ab -- --a DIR --b DIR [--target redis-tiers] [--rounds 6] [--duration 8] [--warmup 2]
+ *                       [--a-node-args="FLAGS"] [--b-node-args="FLAGS"]
+ *
+ * `--a-node-args` / `--b-node-args` pass Node.js or V8 flags to one build's gateway process (e.g.
+ * `--max-semi-space-size=64`); the same directory may then be given as both builds.
  *
  * A build is a directory holding `bin/kt.js`, `dist/`, `package.json` and `node_modules`, e.g. a copy
  * of this checkout's build with its node_modules linked:
@@ -37,6 +41,8 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '16' },
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379/0' },
+    'a-node-args': { type: 'string', default: '' },
+    'b-node-args': { type: 'string', default: '' },
   },
 });
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -49,7 +55,8 @@ const builds = [opt.a, opt.b].map((d, i) => {
   if (!d) fail('give both builds: --a DIR --b DIR (see the header of bench/ab.ts)');
   const dir = resolve(d);
   if (!existsSync(join(dir, 'bin/kt.js')) || !existsSync(join(dir, 'dist/cli/main.js'))) fail(`${dir} holds no kt build (bin/kt.js and dist/)`);
-  return { name: i === 0 ? 'A' : 'B', dir };
+  const nodeArgs = (i === 0 ? opt['a-node-args'] : opt['b-node-args']).split(' ').filter(Boolean);
+  return { name: i === 0 ? 'A' : 'B', dir, nodeArgs };
 });
 const scenario = SCENARIOS.find((s) => (s.redis ? 'redis-' : '') + s.id === opt.target) ?? fail(`unknown --target ${opt.target}: groups, tiers, redis-groups, redis-tiers`);
 const ROUNDS = Number(opt.rounds);
@@ -72,7 +79,7 @@ async function startGateway(build: (typeof builds)[number], s: GatewayScenario, 
   const cfg = join(dir, 'gateway.yaml');
   writeFileSync(cfg, s.config(upstreamV1, prefix ? { urlEnv: 'KT_BENCH_REDIS_URL', keyPrefix: prefix } : null));
   const env = envWithoutDev({ KT_DATA_DIR: dir, KT_BENCH_REDIS_URL: opt['redis-url'] });
-  const proc = start(`gateway ${build.name}`, process.execPath, [join(build.dir, 'bin/kt.js'), 'gateway', 'run', '--policy-config', cfg, '--listen', '127.0.0.1:0', '--log-level', 'info', '--log-format', 'text'], { cwd: dir, env });
+  const proc = start(`gateway ${build.name}`, process.execPath, [...build.nodeArgs, join(build.dir, 'bin/kt.js'), 'gateway', 'run', '--policy-config', cfg, '--listen', '127.0.0.1:0', '--log-level', 'info', '--log-format', 'text'], { cwd: dir, env });
   const m = await proc.waitFor(/Listening on [^\s]+:(\d+)/);
   await proc.waitFor(/Gateway ready/);
   return { build, proc, pool: new Pool(`http://127.0.0.1:${m[1]}`, { connections: CONNECTIONS, pipelining: 1 }), done: 0, prefix };
