@@ -24,21 +24,24 @@ class PendingCounts {
    */
   add(a: string, b: string, c: string, n: number, counter: Counter<string>): void {
     if (!(n >= 0 && n < Infinity)) return;
-    let byB = this.counts.get(a);
-    if (!byB) this.counts.set(a, (byB = new Map()));
-    let byC = byB.get(b);
-    if (!byC) byB.set(b, (byC = new Map()));
-    const p = byC.get(c);
+    const p = this.counts.get(a)?.get(b)?.get(c);
     if (p) {
       p.n += n;
       return;
     }
     const labels: Record<string, string> = { [this.names[0]]: a, [this.names[1]]: b };
     if (this.names.length === 3) labels[this.names[2]] = c;
-    if (this.size < 10_000) {
-      byC.set(c, { labels, n, exported: false });
-      this.size++;
-    } else counter.inc(labels, n);
+    if (this.size >= 10_000) {
+      counter.inc(labels, n);
+      return;
+    }
+    // Maps are only created for a label set that is kept, so the cap bounds them too.
+    let byB = this.counts.get(a);
+    if (!byB) this.counts.set(a, (byB = new Map()));
+    let byC = byB.get(b);
+    if (!byC) byB.set(b, (byC = new Map()));
+    byC.set(c, { labels, n, exported: false });
+    this.size++;
   }
 
   flushInto(counter: Counter<string>): void {
