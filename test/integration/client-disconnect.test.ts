@@ -86,6 +86,31 @@ describe('client disconnects', () => {
     await ok();
   });
 
+  it('abort while the upstream is half-way through a JSON answer (stall_after): settled to the prompt', async () => {
+    await upstream.clear();
+    const before = disconnectedEvents().length;
+    const ac = new AbortController();
+    const pending = request(CHAT(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...asTeam },
+      body: JSON.stringify(chat(mock('stall_after=20'))),
+      signal: ac.signal,
+    });
+    admitted += 1;
+    await eventually(async () => (await upstream.requests()).length === 1);
+    // Let the upstream's head and first bytes reach the gateway before the client leaves.
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    await assert.rejects(pending, (err: Error) => err.name === 'AbortError');
+    // The upstream never finishes: only the client's disconnect, carried to the upstream call, ends it.
+    const ev = await eventually(() => (disconnectedEvents().length > before ? disconnectedEvents().at(-1) : undefined));
+    assert.equal(ev.status, 499);
+    assert.ok(ev.usage.prompt_tokens > 0, 'the upstream took the prompt: it is charged');
+    assert.equal(ev.usage.completion_tokens, 0);
+    spent += ev.usage.total_tokens;
+    await ok();
+  });
+
   it('several clients aborting at once: each settled exactly once, counters exact', async () => {
     await upstream.clear();
     const before = disconnectedEvents().length;
@@ -147,6 +172,6 @@ describe('client disconnects', () => {
       mine.reduce((a, e) => a + e.usage.total_tokens, 0),
       spent,
     );
-    assert.equal(disconnectedEvents().length, 7);
+    assert.equal(disconnectedEvents().length, 8);
   });
 });

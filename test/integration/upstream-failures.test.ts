@@ -175,6 +175,36 @@ describe('upstream failures (in-process gateway, real upstream processes)', () =
     await ok();
   });
 
+  it('a JSON answer cut after its head -> 502 upstream_error, the prompt charged', async () => {
+    const r = await send(chat(mock('truncate_after=20')));
+    admitted += 1;
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error.code, 'upstream_error');
+    assert.match(r.json.error.message, /Upstream target 'upstream' failed: upstream stream failed/);
+    const ev = await assertErrorEvent(r, 502, 'upstream_error');
+    // The upstream took the prompt before it failed: the prompt estimate is what was charged.
+    assert.ok(ev.usage.prompt_tokens > 0);
+    assert.equal(ev.usage.completion_tokens, 0);
+    spent += ev.usage.total_tokens;
+    await ok();
+  });
+
+  it('a JSON answer that stalls after its head with timeout_ms: 300 -> 504 upstream_timeout', async () => {
+    const t0 = performance.now();
+    const r = await send(chat(mock('stall_after=20'), 'gpt-4o'));
+    const elapsed = performance.now() - t0;
+    admitted += 1;
+    assert.equal(r.status, 504, r.text);
+    assert.equal(r.json.error.code, 'upstream_timeout');
+    assert.match(r.json.error.message, /'slow' did not answer within 300 ms/);
+    assert.ok(elapsed >= 290, `waited for the timeout (${elapsed} ms)`);
+    assert.ok(elapsed < 3_000, `answered soon after the timeout (${elapsed} ms)`);
+    const ev = await assertErrorEvent(r, 504, 'upstream_timeout');
+    assert.ok(ev.usage.prompt_tokens > 0);
+    spent += ev.usage.total_tokens;
+    await ok();
+  });
+
   it('streaming truncated mid-way -> first chunks, an in-band error event, the connection ends', async () => {
     const r = await send(chat(mock('truncate_after=2'), 'gpt-4o-mini', { stream: true }));
     admitted += 1;

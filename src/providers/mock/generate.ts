@@ -7,7 +7,9 @@
  *   delay_ms=200          wait before answering
  *   hang                  never answer (for timeout tests)
  *   completion_tokens=N   completion length (also `max_tokens` / `max_completion_tokens`)
- *   truncate_after=K      a stream that dies after K content chunks (no usage, no [DONE])
+ *   truncate_after=K      a stream that dies after K content chunks (no usage, no [DONE]); a JSON
+ *                         answer whose connection is cut after the head and K bytes of the body
+ *   stall_after=K         the same, except that the connection stays open and silent (body timeouts)
  *   no_usage              omit usage from the answer
  *   usage_prompt=N        report N prompt tokens instead of the real count
  */
@@ -22,6 +24,8 @@ export interface MockDirectives {
   hang?: boolean;
   completionTokens?: number;
   truncateAfter?: number;
+  /** With `truncateAfter`: stall there instead of cutting the connection. */
+  stall?: boolean;
   noUsage?: boolean;
   usagePrompt?: number;
 }
@@ -50,6 +54,10 @@ export function parseDirectives(body: Record<string, unknown>): MockDirectives {
     else if (k === 'hang') d.hang = true;
     else if (k === 'completion_tokens') d.completionTokens = n;
     else if (k === 'truncate_after') d.truncateAfter = n;
+    else if (k === 'stall_after') {
+      d.truncateAfter = n;
+      d.stall = true;
+    }
     else if (k === 'no_usage') d.noUsage = true;
     else if (k === 'usage_prompt') d.usagePrompt = n;
   }

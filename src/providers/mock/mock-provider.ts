@@ -42,9 +42,11 @@ export class MockProvider implements ProviderAdapter {
     const opts = { completionTokens: c.target.mock.completionTokens };
     if (body.stream === true) {
       const events = streamEvents(c.path, body, d, opts, nowS);
-      return { status: 200, contentType: 'text/event-stream', body: iterate(events, c.signal) };
+      return { status: 200, contentType: 'text/event-stream', body: iterate(events, c.signal, d.stall === true) };
     }
-    return { status: 200, contentType: 'application/json', body: once(answer(c.path, body, d, opts, nowS)) };
+    const json = answer(c.path, body, d, opts, nowS);
+    if (d.truncateAfter !== undefined) return { status: 200, contentType: 'application/json', body: cut(json.slice(0, d.truncateAfter), c.signal, d.stall === true) };
+    return { status: 200, contentType: 'application/json', body: once(json) };
   }
 
   close(): Promise<void> {
@@ -52,9 +54,17 @@ export class MockProvider implements ProviderAdapter {
   }
 }
 
-async function* iterate(events: string[], signal: CallSignal): AsyncIterable<string> {
+async function* iterate(events: string[], signal: CallSignal, stall: boolean): AsyncIterable<string> {
   for (const e of events) {
     if (signal.aborted) throw new UpstreamFailure('aborted', 'aborted');
     yield e;
   }
+  if (stall) await wait(Infinity, signal);
+}
+
+/** The start of an answer, then a cut connection or, with `stall`, silence until the call is aborted. */
+async function* cut(start: string, signal: CallSignal, stall: boolean): AsyncIterable<string> {
+  yield start;
+  if (stall) await wait(Infinity, signal);
+  throw new UpstreamFailure('protocol', 'the mock upstream cut the connection mid-answer');
 }

@@ -88,8 +88,14 @@ async function handle(req: IncomingMessage, res: ServerResponse, log: RecordedRe
       res.write(e);
       await new Promise((r) => setImmediate(r));
     }
-    if (d.truncateAfter !== undefined) return void res.destroy();
+    if (d.truncateAfter !== undefined) return d.stall ? undefined : void res.destroy();
     return void res.end();
   }
-  send(res, 200, answer(path, body, d, opts, nowS));
+  const json = answer(path, body, d, opts, nowS);
+  if (d.truncateAfter === undefined) return send(res, 200, json);
+  // The head promises the whole answer; only its first K bytes follow.
+  const bytes = Buffer.from(json);
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length });
+  res.write(bytes.subarray(0, Math.min(d.truncateAfter, bytes.length - 1)));
+  if (!d.stall) setImmediate(() => res.destroy());
 }

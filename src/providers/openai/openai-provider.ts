@@ -4,8 +4,10 @@
  * own credentials never reach the upstream.
  */
 import { Pool, errors } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { CallSignal, ProviderAdapter, UpstreamCall, UpstreamResult } from '../types.ts';
 import { UpstreamFailure } from '../types.ts';
+import { WholeAnswer } from './whole-answer.ts';
 
 export class OpenAIProvider implements ProviderAdapter {
   private readonly pools = new Map<string, { pool: Pool; basePath: string }>();
@@ -20,21 +22,26 @@ export class OpenAIProvider implements ProviderAdapter {
     return p;
   }
 
-  async call(c: UpstreamCall): Promise<UpstreamResult> {
+  /**
+   * A streamed call goes through undici's `request`, whose body stream carries backpressure to the
+   * upstream while events pass through; any other call is collected whole by a dispatch handler.
+   */
+  call(c: UpstreamCall): Promise<UpstreamResult> {
     const { pool, basePath } = this.poolFor(c.target.baseUrl);
-    const headers: Record<string, string> = { accept: c.parsed?.stream === true ? 'text/event-stream' : 'application/json' };
+    const stream = c.parsed?.stream === true;
+    const headers: Record<string, string> = { accept: stream ? 'text/event-stream' : 'application/json' };
     if (c.body !== undefined) headers['content-type'] = 'application/json';
     if (c.target.apiKey) headers.authorization = `Bearer ${c.target.apiKey}`;
+    const opts = { path: basePath + c.path, method: c.method, headers, body: c.body, headersTimeout: c.target.timeoutMs, bodyTimeout: c.target.timeoutMs };
+    if (stream) return this.streamed(pool, opts, c.signal);
+    const answer = new WholeAnswer(c.signal, classify, bodyFailure);
+    pool.dispatch(opts, answer);
+    return answer.head;
+  }
+
+  private async streamed(pool: Pool, opts: Dispatcher.RequestOptions, signal: CallSignal): Promise<UpstreamResult> {
     try {
-      const res = await pool.request({
-        path: basePath + c.path,
-        method: c.method,
-        headers,
-        body: c.body,
-        signal: c.signal,
-        headersTimeout: c.target.timeoutMs,
-        bodyTimeout: c.target.timeoutMs,
-      });
+      const res = await pool.request({ ...opts, signal });
       const ct = res.headers['content-type'];
       const body = res.body;
       return {
@@ -44,7 +51,7 @@ export class OpenAIProvider implements ProviderAdapter {
         whole: () => body.arrayBuffer().then((b) => Buffer.from(b), (err: unknown) => Promise.reject(bodyFailure(err))),
       };
     } catch (err) {
-      throw classify(err, c.signal);
+      throw classify(err, signal);
     }
   }
 
