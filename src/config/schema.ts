@@ -218,7 +218,7 @@ export const DistributedRateLimit = z
     window_ms: positiveInt.optional().describe('Default window for tiers that set none (default 60000).'),
     sync_interval_ms: positiveInt.optional().describe('How often each instance syncs with Redis (quota slices given back and renewed, token settlements sent); bounds the staleness of anything cached locally and never licenses request overshoot (default 50).'),
     local_fallback: z.boolean().optional().describe('With Redis unreachable: true serves from in-process counters, false refuses with 503 (default false).'),
-    command_timeout_ms: positiveInt.optional().describe('Time limit of one Redis call before the failure policy applies (default 250).'),
+    command_timeout_ms: positiveInt.optional().describe('Time limit of one Redis call before the failure policy applies (default 250); an answer that arrived in time counts even if the event loop was held up past it.'),
     lease_ttl_ms: positiveInt
       .min(300)
       .optional()

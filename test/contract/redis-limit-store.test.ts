@@ -11,6 +11,7 @@ import { createServer as createNetServer, connect, type AddressInfo } from 'node
 import { ManualClock } from '../../src/core/clock.ts';
 import { MemoryLimitStore } from '../../src/limits/stores/memory/memory-limit-store.ts';
 import { RedisLimitStore } from '../../src/limits/stores/redis/redis-limit-store.ts';
+import { createRedisClient, waitUntilReady } from '../../src/limits/stores/redis/redis-client.ts';
 import { LimitStoreUnavailableError, type CounterRequest, type LimitStore } from '../../src/limits/store.ts';
 import type { Algorithm } from '../../src/limits/types.ts';
 import { quantumMs } from '../../src/limits/algorithms/sliding-window.ts';
@@ -230,6 +231,30 @@ describe('RedisLimitStore specifics', { skip: !haveRedis }, () => {
     await assert.rejects(store.probe(), LimitStoreUnavailableError);
     assert.ok(performance.now() - t0 < 500);
     await store.close();
+  });
+
+  it('an event loop held up past command_timeout_ms does not fail calls Redis answered in time', async () => {
+    // The gateway's own client settings: the deadline is the store's, not ioredis's.
+    const { client: own } = createRedisClient({ enabled: true, redis_url: REDIS_URL, command_timeout_ms: 100 }, {});
+    assert.ok(await waitUntilReady(own, 2_000), 'connected');
+    const store = new RedisLimitStore({ client: own, keyPrefix: prefix, timeMode: 'client', commandTimeoutMs: 100, ownsClient: true });
+    const busy = (ms: number) => {
+      // A synchronous stretch, as a long GC pause or a descheduled VM holds the event loop.
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+    };
+    try {
+      const pinged = store.probe();
+      busy(300);
+      await pinged;
+      const acquired = store.acquire({ nowMs: Date.now(), counters: [{ key: 'held-up', algorithm: 'sliding_window', limit: 5, windowMs: 60_000, cost: 1, shadow: false }], leaseId: '', leaseTtlMs: 1 });
+      busy(300);
+      const r = await acquired;
+      assert.equal(r.admitted, true);
+      assert.equal(r.results[0]!.remaining, 4);
+    } finally {
+      await store.close();
+    }
   });
 });
 

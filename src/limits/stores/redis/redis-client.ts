@@ -2,8 +2,11 @@
  * The ioredis client of the limit store, built from `distributed_rate_limit`, with a failure policy
  * that is fast and explicit rather than patient:
  * - no offline queue: while disconnected, a command fails at once instead of waiting for a reconnect;
- * - no per-request retries, `commandTimeout` on every command: a call answers or fails within
- *   `command_timeout_ms` (default 250), so a request is decided well under a second;
+ * - no per-request retries; every call of the limit store answers or fails within
+ *   `command_timeout_ms` (default 250), so a request is decided well under a second. The store
+ *   keeps that deadline itself (`RedisLimitStore.call`), not ioredis's `commandTimeout`: ioredis
+ *   fails a command whose answer is already waiting in the socket when the event loop was held up
+ *   past the timeout;
  * - a short connect timeout, and reconnection forever with a capped backoff (50 ms doubling to 1 s),
  *   so the store comes back by itself once Redis does.
  * Supported: `redis://[user:password@]host:port[/db]`, `rediss://` (TLS), Sentinel (the `sentinel`
@@ -107,7 +110,6 @@ export function createRedisClient(settings: DistributedRateLimitInput, env: Node
   const base: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: commandTimeoutMs,
     connectTimeout: options.connectTimeoutMs ?? Math.max(1_000, 4 * commandTimeoutMs),
     retryStrategy: reconnectDelayMs,
     // After a failover the old master may answer READONLY: reconnect to find the new one.

@@ -13,8 +13,8 @@
  * `nowMs` the engine passes (tests drive it with a ManualClock through the contract suite).
  *
  * Failure: every failure (connection down, timeout, script error) surfaces as
- * `LimitStoreUnavailableError` within `commandTimeoutMs` (twice that when a NOSCRIPT reload needs a
- * second round trip); nothing waits for a reconnection.
+ * `LimitStoreUnavailableError` within `commandTimeoutMs` (see `call`, which owns the deadline: the
+ * client has no command timeout of its own); nothing waits for a reconnection.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { AcquireInput, AcquireResult, CounterRequest, CounterResult, LimitStore, SettleInput } from '../../store.ts';
@@ -383,15 +383,25 @@ export class RedisLimitStore implements LimitStore {
     return this.timeMode === 'server' ? 'server' : nowMs;
   }
 
-  /** Runs one Redis call under a hard deadline; every failure becomes LimitStoreUnavailableError. */
+  /**
+   * Runs one Redis call under a deadline of `commandTimeoutMs`; every failure becomes
+   * LimitStoreUnavailableError. The deadline counts only time the gateway could have read the answer:
+   * when its timer fires, the call fails one turn of the event loop later, after the loop has read
+   * the sockets. An event loop held up past the deadline (a long GC pause, a descheduled VM) would
+   * otherwise find the timer and an answer that has already arrived due together, run the timer
+   * first, and fail a call Redis made in time, taking the limiter down for a healthy Redis.
+   */
   private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
-    const deadlineMs = 2 * this.commandTimeoutMs;
+    const deadlineMs = this.commandTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
+    let late: NodeJS.Immediate | undefined;
     try {
       return await Promise.race([
         run(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs} ms`)), deadlineMs);
+          timer = setTimeout(() => {
+            late = setImmediate(() => reject(new Error(`no answer within ${deadlineMs} ms`)));
+          }, deadlineMs);
         }),
       ]);
     } catch (err) {
@@ -401,6 +411,7 @@ export class RedisLimitStore implements LimitStore {
       throw new LimitStoreUnavailableError(`Redis limit store: ${what} failed: ${why}`, { cause: err });
     } finally {
       clearTimeout(timer);
+      if (late) clearImmediate(late);
     }
   }
 }
