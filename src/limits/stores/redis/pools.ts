@@ -91,7 +91,7 @@ export class PoolTable {
     let p = this.pools.get(c.key);
     if (!p && !admitted) return;
     if (!p) {
-      p = { key: c.key, limit: c.limit, free: [], busy: 0, peak: 0, lastBusy: 0, quiet: 0, used: 0, idle: 0 };
+      p = { key: c.key, limit: c.limit, free: [], busy: 0, peak: 0, lastBusy: 0, quiet: 0, share: 0, used: 0, idle: 0 };
       this.pools.set(c.key, p);
     }
     p.limit = c.limit;

@@ -49,25 +49,62 @@ export interface SliceOptions {
 }
 
 /**
- * Quiet intervals in a row (no demand) after which a counter's slice or pool goes back. A counter
- * used every few intervals (a user sending a request every 100-200 ms) keeps a small slice rather
- * than losing it between requests and sending each one to Redis.
+ * Quiet intervals in a row (no demand) after which a counter's slice or pool goes back, unless the
+ * counter has shown it comes back often (see `KEEP_SHARE`). A counter used every few intervals (a
+ * user sending a request every 100-200 ms) keeps a small slice rather than losing it between
+ * requests and sending each one to Redis.
  */
 export const QUIET_SYNCS = 4;
 
 /**
- * What a sync sizes a slice or pool on: the larger of this interval's demand and that of the last
- * interval that had any, or 0 once the counter has been quiet for QUIET_SYNCS intervals. Updates `t`.
+ * A counter whose busy intervals are at least this share of all its intervals (one in eight: it
+ * comes back within seven quiet intervals on average) keeps its slice or pool through quiet stretches
+ * of up to MAX_QUIET_SYNCS. Holding it costs an entry in each sync; losing it costs the next
+ * admission a script call of its own (and, for a concurrency counter, another to release the lease),
+ * which is worth several entries. The share is learnt from the quiet stretches the counter came back
+ * from, so a counter seen once, or one coming back less often than every QUIET_SYNCS intervals, goes
+ * back after QUIET_SYNCS as before.
  */
-export function demandOf(t: { lastBusy: number; quiet: number }, current: number): number {
+export const KEEP_SHARE = 1 / 8;
+
+/** Longest quiet stretch a slice or pool is kept through (see KEEP_SHARE). */
+export const MAX_QUIET_SYNCS = 20;
+
+/** What `demandOf` keeps per counter. */
+export interface DemandTrack {
+  /** Demand of the last interval that had any. */
+  lastBusy: number;
+  /** Quiet intervals since. */
+  quiet: number;
+  /**
+   * Busy intervals per interval, learnt from each quiet stretch the counter came back from (a
+   * moving average of 1 / (stretch + 1); 0 until it has come back once).
+   */
+  share: number;
+}
+
+/**
+ * What a sync sizes a slice or pool on: the larger of this interval's demand and that of the last
+ * interval that had any, or 0 once the counter has been quiet for QUIET_SYNCS intervals (up to
+ * MAX_QUIET_SYNCS for a counter busy in KEEP_SHARE of its intervals). Updates `t`.
+ */
+export function demandOf(t: DemandTrack, current: number): number {
   const recent = Math.max(current, t.lastBusy);
   if (current > 0) {
+    if (t.lastBusy > 0) {
+      // Back after `quiet` quiet intervals (0: busy in a row).
+      const sample = 1 / (t.quiet + 1);
+      t.share = t.share === 0 ? sample : t.share + (sample - t.share) / 4;
+    }
     t.lastBusy = current;
     t.quiet = 0;
     return recent;
   }
-  if (++t.quiet < QUIET_SYNCS) return recent;
+  if (t.lastBusy === 0) return 0;
+  const quiet = ++t.quiet;
+  if (quiet < QUIET_SYNCS || (quiet < MAX_QUIET_SYNCS && t.share >= KEEP_SHARE)) return recent;
   t.lastBusy = 0;
+  t.share = 0;
   return 0;
 }
 
@@ -94,9 +131,10 @@ export interface WindowSlice {
   resetAtMs: number;
   /** Units this instance admitted on this counter since the last sync (slices and Redis path). */
   demand: number;
-  /** `demand` of the last interval that had any, and the quiet intervals since (see `demandOf`). */
+  /** `demand` of the last interval that had any, the quiet intervals since, and how often it is busy (see `demandOf`). */
   lastBusy: number;
   quiet: number;
+  share: number;
   /** Largest single cost seen: a slice smaller than two of them is not worth holding. */
   maxCost: number;
   idle: number;
@@ -122,9 +160,10 @@ export interface Pool {
   busy: number;
   /** Most requests in flight at once since the last sync. */
   peak: number;
-  /** `peak` of the last interval that had any, and the quiet intervals since (see `demandOf`). */
+  /** `peak` of the last interval that had any, the quiet intervals since, and how often it is busy (see `demandOf`). */
   lastBusy: number;
   quiet: number;
+  share: number;
   /** Requests in flight on the counter (all instances), as last reported plus local changes since. */
   used: number;
   idle: number;

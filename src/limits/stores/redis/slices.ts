@@ -14,7 +14,8 @@
  * still holds unspent units; that is kept small and short:
  * - a slice is only granted while the counter's usage, slice included, stays at or under half its
  *   limit, is at most 1 % of the limit (`maxSliceFraction`), and at most about twice what the
- *   instance used of that counter in its last busy interval (none after QUIET_SYNCS quiet ones); a
+ *   instance used of that counter in its last busy interval (none after QUIET_SYNCS quiet ones, or
+ *   up to MAX_QUIET_SYNCS for a counter that keeps coming back: see `demandOf`); a
  *   limit too small for a slice of two requests' cost gets none, so small limits are always decided
  *   in Redis, one request at a time;
  * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`, unless it still
@@ -212,7 +213,7 @@ export class SliceTable {
       let s = this.slices.get(c.key);
       if (!s && !admitted) continue;
       if (!s) {
-        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastBusy: 0, quiet: 0, maxCost: 0, idle: 0, refilling: false, readOnly: 0 };
+        s = { key: c.key, algorithm: c.algorithm, limit: c.limit, windowMs: c.windowMs, units: 0, anchor: 0, until: -Infinity, base: 0, spent: 0, resetAtMs: 0, demand: 0, lastBusy: 0, quiet: 0, share: 0, maxCost: 0, idle: 0, refilling: false, readOnly: 0 };
         this.slices.set(c.key, s);
       }
       if (s.limit !== c.limit || s.windowMs !== c.windowMs) {
