@@ -336,7 +336,7 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     assert.equal(await unitsInRedis(stores[0]!, key), admitted, 'after the final sync Redis holds exactly what was admitted');
   });
 
-  it('a counter used every few intervals keeps its slice; one seen in a single interval gives it back after four quiet ones', async () => {
+  it('a counter seen in one interval gets no slice; one used every few intervals gets one and keeps it', async () => {
     const clock = new ManualClock(1_800_000_000_000);
     const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
     const key = `named:sparse-${Date.now()}:sliding_window:60000|s`;
@@ -345,18 +345,23 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     const syncs = async (n: number) => {
       for (let i = 0; i < n; i++) await store.sync();
     };
-    await take(); // no slice yet: Redis decides
-    await syncs(5); // demand seen: a slice; then four quiet intervals: seen once, the slice goes back
-    assert.equal(await unitsInRedis(store, key), 1, 'Redis holds exactly what was admitted: no unit is held for the idle counter');
+    await take(); // no slice: Redis decides
+    await syncs(1);
+    assert.equal(await unitsInRedis(store, key), 1, 'no slice for a counter seen once: nothing is held for it');
+    await syncs(4); // four quiet intervals: it is forgotten
     await take();
-    assert.deepEqual(store.admissions, { local: 0, redis: 2, partial: 0 });
-    await syncs(1); // a slice again
+    await syncs(1);
+    assert.equal(await unitsInRedis(store, key), 2, 'forgotten after four quiet intervals: still no slice');
+    await take(); // back in the next interval
+    await syncs(1); // it came back: a slice
+    assert.ok((await unitsInRedis(store, key)) > 3, 'a slice is held');
+    assert.deepEqual(store.admissions, { local: 0, redis: 3, partial: 0 });
     await take();
     await syncs(4); // one busy interval, then three quiet ones
     await take();
-    assert.deepEqual(store.admissions, { local: 2, redis: 2, partial: 0 }, 'the slice outlived three quiet intervals');
+    assert.deepEqual(store.admissions, { local: 2, redis: 3, partial: 0 }, 'the slice outlived three quiet intervals');
     await store.close();
-    assert.equal(await unitsInRedis(store, key), 4);
+    assert.equal(await unitsInRedis(store, key), 5);
   });
 
   it('a counter that keeps coming back keeps its slice through longer quiet stretches, up to twenty intervals', async () => {
@@ -369,18 +374,18 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
       for (let i = 0; i < n; i++) await store.sync();
     };
     await take(); // Redis decides
-    await syncs(1); // a slice
+    await syncs(1);
+    await take(); // Redis again
+    await syncs(1); // it came back: a slice
     await take();
-    await syncs(4); // busy, then three quiet intervals
-    await take(); // back after three: it is busy in a quarter of its intervals
-    assert.deepEqual(store.admissions, { local: 2, redis: 1, partial: 0 });
+    assert.deepEqual(store.admissions, { local: 1, redis: 2, partial: 0 });
     await syncs(12); // busy, then eleven quiet intervals: a counter that comes back keeps its slice
     await take();
-    assert.deepEqual(store.admissions, { local: 3, redis: 1, partial: 0 }, 'the slice outlived eleven quiet intervals');
+    assert.deepEqual(store.admissions, { local: 2, redis: 2, partial: 0 }, 'the slice outlived eleven quiet intervals');
     await syncs(21); // busy, then twenty quiet intervals: the slice goes back
     assert.equal(await unitsInRedis(store, key), 4, 'Redis holds exactly what was admitted');
     await take();
-    assert.deepEqual(store.admissions, { local: 3, redis: 2, partial: 0 });
+    assert.deepEqual(store.admissions, { local: 2, redis: 3, partial: 0 });
     await store.close();
     assert.equal(await unitsInRedis(store, key), 5);
   });

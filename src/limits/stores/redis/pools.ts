@@ -149,7 +149,8 @@ export class PoolTable {
       const recent = demandOf(p, p.peak);
       p.peak = p.busy;
       const cap = Math.floor(p.limit * this.maxFraction);
-      const target = final || recent === 0 || cap < 2 ? 0 : Math.max(0, Math.min(cap, 2 * recent + 2) - p.busy);
+      // A counter seen in one interval, with one request in flight, gets a pool only once it comes back.
+      const target = final || recent === 0 || cap < 2 || (p.share === 0 && recent < 2) ? 0 : Math.max(0, Math.min(cap, 2 * recent + 2) - p.busy);
       // Free members stay (and stay usable while the sync is under way) unless they are past 40 % of
       // their life or beyond the target: those go back, and new ones top the pool up.
       const keep: PoolMember[] = [];
@@ -161,7 +162,8 @@ export class PoolTable {
       p.free = keep;
       const want = target - keep.length;
       if (target === 0 && keep.length === 0 && back.length === 0) {
-        if (p.busy === 0 && ++p.idle >= 2) this.pools.delete(p.key);
+        // Kept (with no entry in the sync) while it may still come back, to learn that it does.
+        if (p.busy === 0 && p.lastBusy === 0 && ++p.idle >= 2) this.pools.delete(p.key);
         continue;
       }
       p.idle = 0;

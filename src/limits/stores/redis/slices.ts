@@ -15,7 +15,8 @@
  * - a slice is only granted while the counter's usage, slice included, stays at or under half its
  *   limit, is at most 1 % of the limit (`maxSliceFraction`), and at most about twice what the
  *   instance used of that counter in its last busy interval (none after QUIET_SYNCS quiet ones, or
- *   up to MAX_QUIET_SYNCS for a counter that keeps coming back: see `demandOf`); a
+ *   up to MAX_QUIET_SYNCS for a counter that keeps coming back: see `demandOf`), and none before
+ *   the counter has been busy in two intervals or asked for two requests' cost in one; a
  *   limit too small for a slice of two requests' cost gets none, so small limits are always decided
  *   in Redis, one request at a time;
  * - unspent units go back at the next sync: a slice lives one `sync_interval_ms`, unless it still
@@ -296,9 +297,11 @@ export class SliceTable {
       s.demand = 0;
       const cap = Math.floor(s.limit * this.maxFraction);
       let want = final ? 0 : Math.min(cap, Math.ceil(2 * recent + 2 * s.maxCost));
-      if (want < 2 * s.maxCost || recent === 0) want = 0;
+      // A counter seen in one interval, for less than two requests, gets a slice only once it comes back.
+      if (want < 2 * s.maxCost || recent === 0 || (s.share === 0 && recent < 2 * s.maxCost)) want = 0;
       if (want === 0 && s.units === 0) {
-        if (++s.idle >= 2) this.slices.delete(s.key);
+        // Kept (with no entry in the sync) while it may still come back, to learn that it does.
+        if (s.lastBusy === 0 && ++s.idle >= 2) this.slices.delete(s.key);
         continue;
       }
       s.idle = 0;
