@@ -429,6 +429,31 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     await b.close();
   });
 
+  it('a concurrency counter seen in one interval gets no pool; once it comes back it gets one', async () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
+    const key = `named:pool-once-${Date.now()}:concurrency:0|s`;
+    const c: CounterRequest = { key, algorithm: 'concurrency', limit: 400, windowMs: 0, cost: 1, shadow: false };
+    let seq = 0;
+    const oneRequest = async () => {
+      const leaseId = `once-${++seq}`;
+      const r = await store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId, leaseTtlMs: 30_000 });
+      assert.ok(r.admitted);
+      await store.settle({ nowMs: clock.nowMs(), atMs: r.atMs, adjustments: [], leaseKeys: [key], leaseId });
+    };
+    const held = () => shared().zcard(store.keyHead + key);
+    await oneRequest(); // decided and released in Redis
+    await store.sync();
+    assert.equal(await held(), 0, 'no pool for a counter seen in one interval');
+    await oneRequest(); // back in the next interval
+    await store.sync();
+    assert.ok((await held()) > 0, 'a pool once it came back');
+    await oneRequest();
+    assert.deepEqual(store.admissions, { local: 1, redis: 2, partial: 0 });
+    await store.close();
+    assert.equal(await held(), 0, 'the pool went back at close');
+  });
+
   it('concurrency pools: in-flight requests never exceed the limit across instances, and slots all come back', async () => {
     const clock = new ManualClock(1_800_000_000_000);
     const stores = [0, 1].map(() => new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() }));
