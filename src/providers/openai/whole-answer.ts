@@ -2,8 +2,8 @@
  * A non-streamed upstream call as an undici dispatch handler: `head` settles when the status line and
  * headers arrive, `whole()` with the complete body. The body is gathered in a list of buffers as the
  * socket delivers it, with no stream, async resource or body mixin in between (undici's `request`
- * builds all three for every call, and they cost more than the rest of the upstream call together for
- * the small JSON answers of chat completions).
+ * builds all three for every call: about 7% of the gateway's main thread in a CPU profile, for the
+ * small JSON answers of chat completions).
  *
  * Failures keep the meaning they have with `request`: before the headers they reject `head`
  * (`classify`), after them they reject `whole()` (`bodyFailure`); an abort of the call's signal
@@ -11,8 +11,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { errors } from 'undici';
-import type { CallSignal, UpstreamResult } from '../types.ts';
-import type { UpstreamFailure } from '../types.ts';
+import type { CallSignal, UpstreamFailure, UpstreamResult } from '../types.ts';
 
 type Failure = (err: unknown, signal: CallSignal) => UpstreamFailure;
 
