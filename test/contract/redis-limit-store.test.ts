@@ -336,15 +336,21 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     assert.equal(await unitsInRedis(stores[0]!, key), admitted, 'after the final sync Redis holds exactly what was admitted');
   });
 
-  it('a counter seen in one interval gets no slice; one used every few intervals gets one and keeps it', async () => {
+  /** A store syncing only when told, and one sliding-window counter to take from one request at a time. */
+  function oneCounter(name: string) {
     const clock = new ManualClock(1_800_000_000_000);
     const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
-    const key = `named:sparse-${Date.now()}:sliding_window:60000|s`;
+    const key = `named:${name}-${Date.now()}:sliding_window:60000|s`;
     const c: CounterRequest = { key, algorithm: 'sliding_window', limit: 100_000, windowMs: 60_000, cost: 1, shadow: false };
     const take = async () => assert.ok((await store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId: '', leaseTtlMs: 30_000 })).admitted);
     const syncs = async (n: number) => {
       for (let i = 0; i < n; i++) await store.sync();
     };
+    return { store, key, take, syncs };
+  }
+
+  it('a counter seen in one interval gets no slice; one used every few intervals gets one and keeps it', async () => {
+    const { store, key, take, syncs } = oneCounter('sparse');
     await take(); // no slice: Redis decides
     await syncs(1);
     assert.equal(await unitsInRedis(store, key), 1, 'no slice for a counter seen once: nothing is held for it');
@@ -365,14 +371,7 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
   });
 
   it('a counter that keeps coming back keeps its slice through longer quiet stretches, up to twenty intervals', async () => {
-    const clock = new ManualClock(1_800_000_000_000);
-    const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
-    const key = `named:regular-${Date.now()}:sliding_window:60000|s`;
-    const c: CounterRequest = { key, algorithm: 'sliding_window', limit: 100_000, windowMs: 60_000, cost: 1, shadow: false };
-    const take = async () => assert.ok((await store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId: '', leaseTtlMs: 30_000 })).admitted);
-    const syncs = async (n: number) => {
-      for (let i = 0; i < n; i++) await store.sync();
-    };
+    const { store, key, take, syncs } = oneCounter('regular');
     await take(); // Redis decides
     await syncs(1);
     await take(); // Redis again

@@ -53,6 +53,16 @@ describe('client disconnects', () => {
     assert.equal(num(r.headers, 'X-RateLimit-Remaining-Requests'), RPM - admitted);
   }
 
+  /** A chat request with `#mock` directives that the client can abort through `ac`. */
+  function chatUntilAborted(directives: string, ac: AbortController) {
+    return request(CHAT(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...asTeam },
+      body: JSON.stringify(chat(mock(directives))),
+      signal: ac.signal,
+    });
+  }
+
   function disconnectedEvents(): GatewayEvent[] {
     return events.events.filter((e) => e.reason === 'client_disconnected');
   }
@@ -65,12 +75,7 @@ describe('client disconnects', () => {
     await upstream.clear();
     const before = disconnectedEvents().length;
     const ac = new AbortController();
-    const pending = request(CHAT(), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...asTeam },
-      body: JSON.stringify(chat(mock('delay_ms=500'))),
-      signal: ac.signal,
-    });
+    const pending = chatUntilAborted('delay_ms=500', ac);
     admitted += 1;
     // The gateway forwarded it: the upstream holds the request now.
     await eventually(async () => (await upstream.requests()).length === 1);
@@ -90,12 +95,7 @@ describe('client disconnects', () => {
     await upstream.clear();
     const before = disconnectedEvents().length;
     const ac = new AbortController();
-    const pending = request(CHAT(), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...asTeam },
-      body: JSON.stringify(chat(mock('stall_after=20'))),
-      signal: ac.signal,
-    });
+    const pending = chatUntilAborted('stall_after=20', ac);
     admitted += 1;
     await eventually(async () => (await upstream.requests()).length === 1);
     // Let the upstream's head and first bytes reach the gateway before the client leaves.
@@ -116,14 +116,7 @@ describe('client disconnects', () => {
     const before = disconnectedEvents().length;
     const N = 5;
     const acs = Array.from({ length: N }, () => new AbortController());
-    const pending = acs.map((ac) =>
-      request(CHAT(), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...asTeam },
-        body: JSON.stringify(chat(mock('delay_ms=500'))),
-        signal: ac.signal,
-      }).catch((err: Error) => err),
-    );
+    const pending = acs.map((ac) => chatUntilAborted('delay_ms=500', ac).catch((err: Error) => err));
     admitted += N;
     await eventually(async () => (await upstream.requests()).length === N);
     for (const ac of acs) ac.abort();
