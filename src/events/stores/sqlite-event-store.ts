@@ -22,8 +22,29 @@ export function eventsDbPath(dataDir: string): string {
   return join(dataDir, EVENTS_DB_FILE);
 }
 
-/** Sets the connection pragmas and creates the schema if missing. Safe to run from many processes at once. */
+/** Blocks the opening thread between attempts of `migrate` (at start-up only). */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Sets the connection pragmas and creates the schema if missing. Safe to run from many processes at
+ * once: SQLite answers SQLITE_BUSY without waiting in a few cases `busy_timeout` does not cover (seen
+ * when several connections open a new file and switch it to WAL at the same time), so the set-up is
+ * tried again every 20 ms until BUSY_TIMEOUT_MS has passed.
+ */
 export function migrate(db: Db): void {
+  const until = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return setUp(db);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!code.startsWith('SQLITE_BUSY') || Date.now() >= until) throw err;
+      Atomics.wait(PAUSE, 0, 0, 20);
+    }
+  }
+}
+
+function setUp(db: Db): void {
   db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   if (!db.readonly) {
     db.pragma('journal_mode = WAL');
