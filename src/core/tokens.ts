@@ -17,6 +17,44 @@ export function countText(text: string): number {
   return text.length === 0 ? 0 : countTokens(text, PLAIN_TEXT);
 }
 
+/**
+ * Token counts of prompt texts seen recently. A chat request resends the conversation so far and
+ * most callers send the same system prompt every time: each such text is counted once, then looked
+ * up. Bounded by the characters it holds, least recently used out first; a text longer than an
+ * eighth of that is counted every time. Completions are not kept: they rarely come back.
+ */
+const PROMPT_CACHE_CHARS = 4 * 1024 * 1024;
+const MAX_CACHED_TEXT = PROMPT_CACHE_CHARS / 8;
+const promptCounts = new Map<string, number>();
+let promptCacheChars = 0;
+
+function countPromptText(text: string): number {
+  const len = text.length;
+  if (len === 0) return 0;
+  if (len > MAX_CACHED_TEXT) return countTokens(text, PLAIN_TEXT);
+  const hit = promptCounts.get(text);
+  if (hit !== undefined) {
+    // Most recently used last.
+    promptCounts.delete(text);
+    promptCounts.set(text, hit);
+    return hit;
+  }
+  const n = countTokens(text, PLAIN_TEXT);
+  promptCounts.set(text, n);
+  promptCacheChars += len;
+  while (promptCacheChars > PROMPT_CACHE_CHARS) {
+    const oldest = promptCounts.keys().next().value as string;
+    promptCounts.delete(oldest);
+    promptCacheChars -= oldest.length;
+  }
+  return n;
+}
+
+/** Texts and characters the prompt-count cache holds (for tests). */
+export function promptCacheSize(): { texts: number; chars: number } {
+  return { texts: promptCounts.size, chars: promptCacheChars };
+}
+
 /** Token counts of role names: a handful of values (`system`, `user`, ...) counted on every request. */
 const roleTokens = new Map<string, number>();
 
@@ -51,20 +89,20 @@ function contentText(content: unknown): string {
 export function countChatPrompt(messages: readonly ChatMessage[]): number {
   let n = 3;
   for (const m of messages) {
-    n += 3 + countText(contentText(m.content));
+    n += 3 + countPromptText(contentText(m.content));
     if (typeof m.role === 'string') n += countRole(m.role) - 1;
-    if (typeof m.name === 'string') n += 1 + countText(m.name);
-    if (m.tool_calls) n += countText(JSON.stringify(m.tool_calls));
+    if (typeof m.name === 'string') n += 1 + countPromptText(m.name);
+    if (m.tool_calls) n += countPromptText(JSON.stringify(m.tool_calls));
   }
   return n;
 }
 
 /** `prompt` of /v1/completions or `input` of /v1/embeddings: a string or a list of strings/token arrays. */
 export function countPromptInput(input: unknown): number {
-  if (typeof input === 'string') return countText(input);
+  if (typeof input === 'string') return countPromptText(input);
   if (Array.isArray(input)) {
     let n = 0;
-    for (const x of input) n += typeof x === 'string' ? countText(x) : typeof x === 'number' ? 1 : Array.isArray(x) ? x.length : 0;
+    for (const x of input) n += typeof x === 'string' ? countPromptText(x) : typeof x === 'number' ? 1 : Array.isArray(x) ? x.length : 0;
     return n;
   }
   return 0;
@@ -72,8 +110,8 @@ export function countPromptInput(input: unknown): number {
 
 /** `input` (+ `instructions`) of /v1/responses: a string, or message items counted like chat messages. */
 export function countResponsesInput(input: unknown, instructions?: string): number {
-  const extra = instructions ? countText(instructions) + 3 : 0;
-  if (typeof input === 'string') return countText(input) + 3 + extra;
+  const extra = instructions ? countPromptText(instructions) + 3 : 0;
+  if (typeof input === 'string') return countPromptText(input) + 3 + extra;
   if (!Array.isArray(input)) return extra;
   const items = input.map((x) => (typeof x === 'string' ? { role: 'user', content: x } : (x as ChatMessage)));
   return countChatPrompt(items) + extra;
