@@ -453,6 +453,51 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     assert.equal(await held(), 0, 'the pool went back at close');
   });
 
+  it("a long request's pool member is renewed in Redis at once, and only that member", async () => {
+    const T0 = 1_800_000_000_000;
+    const clock = new ManualClock(T0);
+    const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
+    const key = `named:pool-renew-${Date.now()}:concurrency:0|s`;
+    const c: CounterRequest = { key, algorithm: 'concurrency', limit: 400, windowMs: 0, cost: 1, shadow: false };
+    const ttl = 30_000;
+    const admit = async (leaseId: string) => {
+      const r = await store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId, leaseTtlMs: ttl });
+      assert.ok(r.admitted);
+      return r;
+    };
+    const members = async () => {
+      const flat = await shared().zrange(store.keyHead + key, 0, -1, 'WITHSCORES');
+      const out = new Map<string, number>();
+      for (let i = 0; i < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
+      return out;
+    };
+    // Seen in two intervals: a pool, granted at T0.
+    for (const id of ['first', 'second']) {
+      const r = await admit(id);
+      await store.settle({ nowMs: clock.nowMs(), atMs: r.atMs, adjustments: [], leaseKeys: [key], leaseId: id });
+      await store.sync();
+    }
+    const granted = await members();
+    assert.ok(granted.size >= 2, `a pool of ${granted.size} members`);
+    for (const score of granted.values()) assert.equal(score, T0 + ttl);
+    const long = await admit('long');
+    assert.deepEqual(store.admissions, { local: 1, redis: 2, partial: 0 }, 'the long request holds a pool member');
+
+    clock.advance(20_000);
+    await store.renewLeases(clock.nowMs(), [key], 'long', ttl);
+    // The renewal went out with a sync, which also gave back the free members past 40 % of their life.
+    const kept = [...(await members())].filter(([name]) => granted.has(name));
+    assert.equal(kept.length, 1, `of the first grant only the long request's member is left: ${JSON.stringify(kept)}`);
+    assert.equal(kept[0]![1], T0 + 20_000 + ttl, 'renewed: it expires one TTL after the renewal');
+
+    clock.advance(15_000); // past the first grant's expiry
+    await store.sync();
+    assert.equal((await members()).get(kept[0]![0]), T0 + 20_000 + ttl, 'the renewed member outlives its first expiry');
+    await store.settle({ nowMs: clock.nowMs(), atMs: long.atMs, adjustments: [], leaseKeys: [key], leaseId: 'long' });
+    await store.close();
+    assert.equal(await shared().zcard(store.keyHead + key), 0, 'every member went back at close');
+  });
+
   it('concurrency pools: in-flight requests never exceed the limit across instances, and slots all come back', async () => {
     const clock = new ManualClock(1_800_000_000_000);
     const stores = [0, 1].map(() => new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() }));
