@@ -15,7 +15,8 @@
  * Every key written gets a PEXPIRE: the time until its state is moot (newest quantum forgotten, window
  * over, bucket full, last lease expired) plus TTL_MARGIN_MS, which absorbs clock skew between
  * instances in client time mode. A key that Redis expires is indistinguishable from an empty counter.
- * Numbers travel as strings formatted with %.17g, so fractional bucket levels round-trip exactly.
+ * Numbers travel as strings formatted with %.17g, so fractional bucket levels round-trip exactly;
+ * a sync's entries and reply travel as little-endian doubles (exact as well).
  */
 
 import { BASE, WINDOWS } from './lua-windows.ts';
@@ -142,8 +143,10 @@ return 1
 export const SYNC_LUA = `
 -- KEYS[i]: the counter key of entry i (a key may appear in several entries).
 -- ARGV[1]: nowMs or "server"; ARGV[2]: leaseTtlMs of pool members.
--- ARGV[3]: the entries as one JSON array (one argument instead of nine per entry: a sync carries
--- hundreds of entries); entry i is [op, algorithm (s|f|b|c), limit, windowMs, x, y, z, t, h, a]:
+-- ARGV[3]: the entries, ten little-endian doubles each (a sync carries hundreds of entries: binary
+-- costs Redis and the gateway a fraction of text): op, algorithm, limit, windowMs, x, y, z, t, h, a.
+-- op: 1 a, 2 g, 3 u, 4 p, 5 r, 6 n; algorithm: 1 sliding, 2 fixed, 3 bucket, 4 concurrency. A field
+-- that is a text (pool member names) holds the index k of ARGV[k] (k > 3) that carries it.
 --   a  adjust: add x units (negative gives back) booked at time y; a token bucket is charged now.
 --      A give-back to a counter with no state is moot.
 --   g  slice (s|f): give back z unspent units booked at time t, keep h more there (the instance spends
@@ -152,16 +155,16 @@ export const SYNC_LUA = `
 --      The grant is counted now, or (sliding windows, a > 0) at the start of the next quantum when
 --      the current one ends within a ms of now (slice-model.ts grantTime makes the same choice).
 --   u  read (s|f): the counter's usage and reset, nothing written (the instance keeps its slice).
---   p  pool (c): remove the z members named in t (space-separated), then add up to x members named
---      y..1, y..2, ... as long as the count stays at or under the limit field (the ceiling).
---   r  release: remove member x.        n  renew: member x (if present) expires at now + y.
--- Returns, as a JSON array of strings: [nowMs, then per g, u or p entry: usage after the give-back and
--- before the grant (u: all of it), resetAtMs at that point, units granted (u: 0)].
+--   p  pool (c): remove the z members named in text t (space-separated), then add up to x members
+--      named text y..1, y..2, ... as long as the count stays at or under the limit field (the ceiling).
+--   r  release: remove member text x.        n  renew: member text x (if present) expires at now + y.
+-- Returns little-endian doubles: nowMs, then per g, u or p entry: usage after the give-back and
+-- before the grant (u: all of it), resetAtMs at that point, units granted (u: 0).
 ${BASE}${WINDOWS}
 local now = clockOf(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local states, algs = {}, {}
-local out = { fmt(now) }
+local out = { struct.pack('<d', now) }
 local function state(key, alg, w)
   local st = states[key]
   if st == nil then st = load(key, alg, w); states[key] = st; algs[key] = alg end
@@ -184,48 +187,52 @@ local function grantTime(st, alg, ahead)
   if qEnd - now <= ahead then return qEnd end
   return now
 end
-local entries = cjson.decode(ARGV[3])
+local OPS = { 'a', 'g', 'u', 'p', 'r', 'n' }
+local ALGS = { 's', 'f', 'b', 'c' }
+local entries, unpackAt, pack = ARGV[3], struct.unpack, struct.pack
+local pos = 1
 for i = 1, #KEYS do
-  local e = entries[i]
-  local key, op, alg = KEYS[i], e[1], e[2]
-  local limit, w = tonumber(e[3]), tonumber(e[4])
+  local op, alg, limit, w, x, y, z, t, h, a
+  op, alg, limit, w, x, y, z, t, h, a, pos = unpackAt('<dddddddddd', entries, pos)
+  local key = KEYS[i]
+  op, alg = OPS[op], ALGS[alg]
   if op == 'a' then
-    applyDelta(state(key, alg, w), alg, tonumber(e[6]), now, w, tonumber(e[5]), limit)
+    applyDelta(state(key, alg, w), alg, y, now, w, x, limit)
   elseif op == 'g' then
-    local want, ceiling, back, at, kept, ahead = tonumber(e[5]), tonumber(e[6]), tonumber(e[7]), tonumber(e[8]), tonumber(e[9]), tonumber(e[10]) or 0
     local st = state(key, alg, w)
     local add = alg == 's' and slAdd or fxAdd
-    applyDelta(st, alg, at, now, w, -(back + kept), limit)
+    applyDelta(st, alg, t, now, w, -(z + h), limit)
     local u, reset = usageAndReset(st, alg, w)
-    if kept > 0 then add(st, at, w, kept) end
-    local g = math.max(0, math.min(want, math.floor(ceiling - u - kept)))
-    add(st, grantTime(st, alg, ahead), w, g)
-    out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = fmt(g)
+    if h > 0 then add(st, t, w, h) end
+    local g = math.max(0, math.min(x, math.floor(y - u - h)))
+    add(st, grantTime(st, alg, a), w, g)
+    out[#out + 1] = pack('<ddd', u, reset, g)
   elseif op == 'u' then
     local u, reset = usageAndReset(state(key, alg, w), alg, w)
-    out[#out + 1] = fmt(u); out[#out + 1] = fmt(reset); out[#out + 1] = '0'
+    out[#out + 1] = pack('<ddd', u, reset, 0)
   elseif op == 'p' then
-    local want, name, back = tonumber(e[5]), e[6], tonumber(e[7])
-    if back > 0 then for m in string.gmatch(e[8], '%S+') do redis.call('ZREM', key, m) end end
+    local name = ARGV[y]
+    if z > 0 then for m in string.gmatch(ARGV[t], '%S+') do redis.call('ZREM', key, m) end end
     redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
     local u = redis.call('ZCARD', key)
-    local g = math.max(0, math.min(want, limit - u))
+    local g = math.max(0, math.min(x, limit - u))
     if g > 0 then
       local add = {}
       for j = 1, g do add[#add + 1] = fmt(now + ttl); add[#add + 1] = name .. j end
       redis.call('ZADD', key, unpack(add))
       leaseExpiry(key, now)
     end
-    out[#out + 1] = fmt(u); out[#out + 1] = fmt(now); out[#out + 1] = fmt(g)
+    out[#out + 1] = pack('<ddd', u, now, g)
   elseif op == 'r' then
-    redis.call('ZREM', key, e[5])
+    redis.call('ZREM', key, ARGV[x])
   elseif op == 'n' then
-    if redis.call('ZSCORE', key, e[5]) then
-      redis.call('ZADD', key, 'XX', fmt(now + tonumber(e[6])), e[5])
+    local member = ARGV[x]
+    if redis.call('ZSCORE', key, member) then
+      redis.call('ZADD', key, 'XX', fmt(now + y), member)
       leaseExpiry(key, now)
     end
   end
 end
 for key, st in pairs(states) do save(key, algs[key], st, now) end
-return cjson.encode(out)
+return table.concat(out)
 `;

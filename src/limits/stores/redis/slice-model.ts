@@ -241,7 +241,7 @@ export class SettlementQueue {
 }
 
 export function memberOp(op: 'r' | 'n', key: string, member: string): SyncOp {
-  return { key, op, alg: 'c', limit: 0, windowMs: 0, x: member, y: '', z: 0, t: 0, h: 0 };
+  return { key, op, alg: 'c', limit: 0, windowMs: 0, x: member, y: 0, z: 0, t: 0, h: 0 };
 }
 
 /** How long a slice's units stay spendable at most: its quantum (sliding) or window (fixed). */
