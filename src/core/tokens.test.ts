@@ -25,7 +25,7 @@ describe('prompt token counts', () => {
     assert.equal(promptCacheSize().texts, before + 4);
   });
 
-  it('hold at most 4 MiB of text, least recently used out first, and count a huge text without keeping it', () => {
+  it('hold at most 4 MiB and 65,536 texts, least recently used out first, and count a huge text without keeping it', () => {
     // 600 distinct texts of 10,000 characters: 6 million characters offered, 4 MiB kept at most.
     const texts = Array.from({ length: 600 }, (_, i) => `${i} ${'deploy the gateway behind the load balancer, '.repeat(222)}`);
     const counts = texts.map((t) => countPromptInput(t));
@@ -36,6 +36,11 @@ describe('prompt token counts', () => {
     // Evicted or kept, every text counts the same as the tokenizer says.
     for (const i of [0, 1, 299, 599]) assert.equal(countPromptInput(texts[i]), counts[i]);
     assert.equal(counts[599], countText(texts[599]!));
+
+    // Many short texts: at most 65,536 of them are kept, whatever their total size.
+    for (let i = 0; i < 70_000; i++) countPromptInput(`ping ${i}`);
+    assert.equal(promptCacheSize().texts, 65_536);
+    assert.equal(countPromptInput('ping 3'), countText('ping 3'));
 
     const huge = 'a b c d '.repeat(80_000);
     const sizeBefore = promptCacheSize();

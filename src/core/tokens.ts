@@ -20,10 +20,12 @@ export function countText(text: string): number {
 /**
  * Token counts of prompt texts seen recently. A chat request resends the conversation so far and
  * most callers send the same system prompt every time: each such text is counted once, then looked
- * up. Bounded by the characters it holds, least recently used out first; a text longer than an
- * eighth of that is counted every time. Completions are not kept: they rarely come back.
+ * up. Bounded by the characters and the texts it holds, least recently used out first; a text longer
+ * than an eighth of the characters is counted every time. Completions are not kept: they rarely come
+ * back.
  */
 const PROMPT_CACHE_CHARS = 4 * 1024 * 1024;
+const PROMPT_CACHE_TEXTS = 65_536;
 const MAX_CACHED_TEXT = PROMPT_CACHE_CHARS / 8;
 const promptCounts = new Map<string, number>();
 let promptCacheChars = 0;
@@ -42,7 +44,7 @@ function countPromptText(text: string): number {
   const n = countTokens(text, PLAIN_TEXT);
   promptCounts.set(text, n);
   promptCacheChars += len;
-  while (promptCacheChars > PROMPT_CACHE_CHARS) {
+  while (promptCacheChars > PROMPT_CACHE_CHARS || promptCounts.size > PROMPT_CACHE_TEXTS) {
     const oldest = promptCounts.keys().next().value as string;
     promptCounts.delete(oldest);
     promptCacheChars -= oldest.length;
