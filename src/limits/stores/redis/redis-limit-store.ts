@@ -103,7 +103,7 @@ const ENTRY_FIELDS = 10;
 function syncEntries(ops: readonly SyncOp[]): (Buffer | string)[] {
   const f = new Float64Array(ops.length * ENTRY_FIELDS);
   const out: (Buffer | string)[] = [Buffer.from(f.buffer)];
-  // ARGV[1] and [2] come first, the entries are ARGV[3]: a text pushed now is ARGV[out.length + 3].
+  // ARGV[1] and [2] come first and out[k] is ARGV[k + 3]: push returns k + 1.
   const field = (v: number | string): number => (typeof v === 'number' ? v : out.push(v) + 2);
   for (let i = 0, j = 0; i < ops.length; i++, j += ENTRY_FIELDS) {
     const o = ops[i]!;
