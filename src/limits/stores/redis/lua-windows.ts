@@ -7,7 +7,12 @@
 /** Helpers every script shares: time source, number formatting, expiry. */
 export const BASE = `
 local TTL_MARGIN_MS = 1000
-local function fmt(x) return string.format('%.17g', x) end
+-- Whole numbers (quanta, units, times) print as integers: the text %.17g gives them below 1e15, at a
+-- fraction of its cost. Zero keeps %.17g, which tells -0 from 0.
+local function fmt(x)
+  if x % 1 == 0 and x < 1e15 and x > -1e15 and x ~= 0 then return string.format('%d', x) end
+  return string.format('%.17g', x)
+end
 local function clockOf(arg)
   if arg == 'server' then
     local t = redis.call('TIME')
