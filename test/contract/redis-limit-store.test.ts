@@ -453,7 +453,7 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     assert.equal(await held(), 0, 'the pool went back at close');
   });
 
-  it("a long request's pool member is renewed in Redis at once, and only that member", async () => {
+  it("a long request's pool member is renewed in Redis at once and outlives its first expiry", async () => {
     const T0 = 1_800_000_000_000;
     const clock = new ManualClock(T0);
     const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
