@@ -276,6 +276,24 @@ describe('RedisLimitStore with batched settlements (sync_interval_ms)', { skip: 
     assert.equal(after.results[0]!.remaining, 690);
   });
 
+  it('a sync after SCRIPT FLUSH loads its script again and writes keys outside ASCII under their own names', async () => {
+    const clock = new ManualClock();
+    const batched = new RedisLimitStore({ client: shared(), keyPrefix: `${prefix}batch3:`, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
+    const key = `tpm|jürgen/日本-${Date.now()}`;
+    const c: CounterRequest = { key, algorithm: 'sliding_window', limit: 1000, windowMs: 60_000, cost: 10, shadow: false };
+    const now = clock.nowMs();
+    const a = await batched.acquire({ nowMs: now, counters: [c], leaseId: '', leaseTtlMs: 1000 });
+    await batched.settle({ nowMs: now, atMs: a.atMs, adjustments: [{ key, algorithm: 'sliding_window', windowMs: 60_000, limit: 1000, delta: 25 }], leaseKeys: [], leaseId: '' });
+    await shared().script('FLUSH');
+    await batched.sync();
+    assert.equal(batched.syncs, 1);
+    const { t } = await shared().hgetall(batched.keyHead + key);
+    assert.equal(t, '35', 'the reservation and the settlement, under the key as named');
+    const after = await batched.acquire({ nowMs: now, counters: [{ ...c, cost: 0 }], leaseId: '', leaseTtlMs: 1000 });
+    assert.equal(after.results[0]!.remaining, 965);
+    await batched.close();
+  });
+
   it('releases leases at once, never batched', async () => {
     const clock = new ManualClock();
     const batched = new RedisLimitStore({ client: shared(), keyPrefix: `${prefix}batch2:`, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });

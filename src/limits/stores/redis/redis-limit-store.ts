@@ -1,7 +1,8 @@
 /**
  * LimitStore on Redis: every counter shared by all gateway instances. One EVALSHA per admission
  * (all counters, all or nothing, see scripts.ts) and one per settlement; scripts are registered once
- * per client with ioredis `defineCommand` (EVALSHA, reloaded automatically on NOSCRIPT).
+ * per client with ioredis `defineCommand` (EVALSHA, reloaded automatically on NOSCRIPT); the sync's
+ * call is written by `evalEncoded` (encoded-script.ts), which does the same.
  *
  * Keys: `<keyPrefix>{<hashTag>}<counter key>`. Every limiter key carries the same hash tag, so all of
  * them live in ONE Redis Cluster slot: that is what lets one script touch every counter of an
@@ -22,6 +23,7 @@ import { LimitStoreUnavailableError } from '../../store.ts';
 import { ACQUIRE_LUA, RENEW_LUA, SETTLE_LUA, SYNC_LUA } from './scripts.ts';
 import { ALG_CODE, SliceTable } from './slices.ts';
 import { numbersOf, syncEntries } from './sync-codec.ts';
+import { evalEncoded, luaScript } from './encoded-script.ts';
 
 export type RedisClient = Redis | Cluster;
 export type TimeMode = 'server' | 'client';
@@ -74,9 +76,10 @@ interface ScriptedClient {
   ktLimitAcquireV1(...args: Arg[]): Promise<unknown[]>;
   ktLimitSettleV1(...args: Arg[]): Promise<unknown>;
   ktLimitRenewV1(...args: Arg[]): Promise<unknown>;
-  /** The reply as bytes (ioredis's Buffer variant of a defined command). */
-  ktLimitSyncV3Buffer(...args: (Arg | Buffer)[]): Promise<Buffer>;
 }
+
+/** Sent by `evalEncoded` (a sync's hundreds of arguments cost ioredis more to write than the rest of the sync). */
+const SYNC_SCRIPT = luaScript(SYNC_LUA);
 
 const registered = new WeakSet<object>();
 
@@ -88,7 +91,6 @@ function register(client: RedisClient): void {
   client.defineCommand('ktLimitAcquireV1', { lua: ACQUIRE_LUA });
   client.defineCommand('ktLimitSettleV1', { lua: SETTLE_LUA });
   client.defineCommand('ktLimitRenewV1', { lua: RENEW_LUA });
-  client.defineCommand('ktLimitSyncV3', { lua: SYNC_LUA });
   registered.add(client);
 }
 
@@ -286,11 +288,11 @@ export class RedisLimitStore implements LimitStore {
     this.syncCoversFrom = slices.toServer(sentAt) - this.lastSyncRttMs;
     const run = async () => {
       const ops = plan.ops;
-      const args: (Arg | Buffer)[] = [ops.length];
-      for (const o of ops) args.push(this.keyHead + o.key);
-      args.push(this.timeMode === 'server' ? 'server' : sentAt, this.leaseTtlMs, ...syncEntries(ops));
+      const keys: string[] = new Array(ops.length);
+      for (let i = 0; i < ops.length; i++) keys[i] = this.keyHead + ops[i]!.key;
+      const args = [this.timeMode === 'server' ? 'server' : sentAt, this.leaseTtlMs, ...syncEntries(ops)];
       try {
-        const reply = await this.call('sync', () => this.scripted.ktLimitSyncV3Buffer(...args));
+        const reply = await this.call('sync', () => evalEncoded(this.client, SYNC_SCRIPT, keys, args));
         this.lastSyncRttMs = this.localNow() - sentAt;
         plan.apply(numbersOf(reply), sentAt);
         this.lastSyncError = undefined;
