@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Metrics } from './metrics.ts';
+import { Histogram, Registry } from 'prom-client';
+import { DURATION_BUCKETS, Metrics } from './metrics.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 
 function ctx(usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number }, group?: string, reason: string | null = null): RequestContext {
@@ -43,5 +44,26 @@ describe('request and token metrics', () => {
     assert.match(text, /kt_tokens_total\{consumer_group="eng",kind="completion"\} 18\n/);
     assert.match(text, /kt_tokens_total\{consumer_group="ops",kind="prompt"\} 4\n/);
     assert.match(text, /kt_tokens_total\{consumer_group="ops",kind="completion"\} 6\n/);
+  });
+});
+
+describe('request duration histogram', () => {
+  it('exports what a prom-client Histogram with the same buckets exports for the same observations', async () => {
+    const m = new Metrics();
+    const reference = new Registry();
+    const h = new Histogram({ name: 'kt_request_duration_seconds', help: 'Time from request received to response complete.', buckets: [...DURATION_BUCKETS], registers: [reference] });
+    const section = (text: string) => text.split('\n\n').find((s) => s.includes('# TYPE kt_request_duration_seconds '))!.trimEnd();
+    // Before any request: every bucket at 0.
+    assert.equal(section(await m.registry.metrics()), section(await reference.metrics()));
+    // Latencies in ms: on bucket bounds (le is inclusive), between them, above the last one.
+    for (const ms of [0.2, 1, 1.0001, 4.9, 5, 10, 42, 100, 499.5, 500, 1000, 4000, 5000, 29_999, 30_000, 31_000, 120_000]) {
+      m.request(ctx({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }), ms);
+      h.observe(ms / 1000);
+    }
+    const ours = section(await m.registry.metrics());
+    assert.equal(ours, section(await reference.metrics()));
+    assert.match(ours, /^kt_request_duration_seconds_bucket\{le="0\.005"\} 5$/m);
+    assert.match(ours, /^kt_request_duration_seconds_bucket\{le="\+Inf"\} 17$/m);
+    assert.match(ours, /^kt_request_duration_seconds_count 17$/m);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics (`GET /metrics`), on a registry owned by each gateway instance.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { RequestContext } from '../pipeline/context.ts';
 
 /**
@@ -66,6 +66,59 @@ interface PendingCount {
   exported: boolean;
 }
 
+/**
+ * A histogram without labels, counted in plain numbers on the request path and exported in
+ * prom-client's histogram format when `/metrics` is scraped (registered on the registry as a metric
+ * of its own). prom-client's `Histogram.observe` builds a closure, validates and hashes the (empty)
+ * label set and looks its bucket up by name on every observation.
+ */
+class PlainHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  /** Observations per bucket (not cumulative); the last one counts those above every bound. */
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: readonly number[],
+    registry: Registry,
+  ) {
+    this.counts = new Array<number>(bounds.length + 1).fill(0);
+    registry.registerMetric(this as unknown as Metric);
+  }
+
+  /** A value that is not a finite number is left out (prom-client would throw). */
+  observe(value: number): void {
+    if (!(value > -Infinity && value < Infinity)) return;
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && value > b[i]!) i++;
+    this.counts[i]!++;
+    this.sum += value;
+    this.count++;
+  }
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; value: number; metricName: string }[] } {
+    const bucket = `${this.name}_bucket`;
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    let acc = 0;
+    for (let i = 0; i < this.bounds.length; i++) {
+      acc += this.counts[i]!;
+      values.push({ labels: { le: this.bounds[i]! }, value: acc, metricName: bucket });
+    }
+    values.push({ labels: { le: '+Inf' }, value: this.count, metricName: bucket });
+    values.push({ labels: {}, value: this.sum, metricName: `${this.name}_sum` });
+    values.push({ labels: {}, value: this.count, metricName: `${this.name}_count` });
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}
+
+/** Buckets of `kt_request_duration_seconds`. */
+export const DURATION_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30];
+
 /** What the Redis limit store has counted since it started. */
 export interface LimiterCounts {
   /** Admissions decided from this instance's quota slices alone. */
@@ -98,12 +151,7 @@ export class Metrics {
     labelNames: ['scope', 'limit'] as const,
     registers: [this.registry],
   });
-  private readonly duration = new Histogram({
-    name: 'kt_request_duration_seconds',
-    help: 'Time from request received to response complete.',
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [this.registry],
-  });
+  private readonly duration = new PlainHistogram('kt_request_duration_seconds', 'Time from request received to response complete.', DURATION_BUCKETS, this.registry);
   private readonly tokens: Counter<'consumer_group' | 'kind'> = new Counter({
     name: 'kt_tokens_total',
     help: 'Tokens settled, by consumer group and kind (prompt, completion).',
