@@ -157,6 +157,7 @@ export const SYNC_LUA = `
 --   u  read (s|f): the counter's usage and reset, nothing written (the instance keeps its slice).
 --   p  pool (c): remove the z members named in text t (space-separated), then add up to x members
 --      named text y..1, y..2, ... as long as the count stays at or under the limit field (the ceiling).
+--      t is 0 when z is 0, and y is 0 when x is 0 (no text sent).
 --   r  release: remove member text x.        n  renew: member text x (if present) expires at now + y.
 -- Returns little-endian doubles: nowMs, then per g, u or p entry: usage after the give-back and
 -- before the grant (u: all of it), resetAtMs at that point, units granted (u: 0).
