@@ -169,7 +169,7 @@ export class PoolTable {
       p.idle = 0;
       // Texts travel only when the script reads them (names for new members, members going back).
       const naming = want > 0 ? `${this.memberPrefix}${(++poolSeq).toString(36)}:` : '';
-      ops.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: want > 0 ? naming : 0, z: back.length, t: back.length ? back.join(' ') : 0, h: 0 });
+      ops.push({ key: p.key, op: 'p', alg: 'c', limit: Math.floor(p.limit * this.ceilingFraction), windowMs: 0, x: want, y: naming || 0, z: back.length, t: back.length ? back.join(' ') : 0, h: 0 });
       planned.push({ pool: p, naming });
     }
     return {
