@@ -471,6 +471,36 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     assert.equal(await held(), 0, 'the pool went back at close');
   });
 
+  it('a pool of thousands of members is granted in one sync and given back in one', async () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 5_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
+    const key = `named:pool-big-${Date.now()}:concurrency:0|s`;
+    const c: CounterRequest = { key, algorithm: 'concurrency', limit: 1_000_000, windowMs: 0, cost: 1, shadow: false };
+    const held = () => shared().zcard(store.keyHead + key);
+    const leases: { leaseId: string; atMs: number }[] = [];
+    // Requests that all stay in flight: each interval uses the whole pool and one more, so the pool
+    // doubles with every sync, until one grant names more members (two values each) than one Lua
+    // call can unpack (8000).
+    let granted = 0;
+    for (let round = 0; round < 14 && granted <= 4_000; round++) {
+      const redisBefore = store.admissions.redis;
+      while (store.admissions.redis === redisBefore) {
+        const leaseId = `big-${leases.length}`;
+        const r = await store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId, leaseTtlMs: 30_000 });
+        assert.ok(r.admitted);
+        leases.push({ leaseId, atMs: r.atMs });
+      }
+      const before = await held();
+      await store.sync();
+      granted = (await held()) - before;
+    }
+    assert.ok(granted > 4_000, `the last sync granted ${granted} members (${leases.length} requests in flight)`);
+    assert.equal(await held(), leases.length + granted, 'Redis counts every request in flight and the free members');
+    for (const l of leases) await store.settle({ nowMs: clock.nowMs(), atMs: l.atMs, adjustments: [], leaseKeys: [key], leaseId: l.leaseId });
+    await store.close();
+    assert.equal(await held(), 0, 'every member went back at close, in one sync');
+  });
+
   it("a long request's pool member is renewed in Redis at once and outlives its first expiry", async () => {
     const T0 = 1_800_000_000_000;
     const clock = new ManualClock(T0);

@@ -23,6 +23,17 @@ end
 local function expireIn(key, ms)
   redis.call('PEXPIRE', key, string.format('%d', math.max(1, math.ceil(ms)) + TTL_MARGIN_MS))
 end
+-- A command on one key with many arguments, sent in calls of at most 1000 of them: unpack() stops
+-- at a few thousand values. 1000 is even, so score and member pairs stay together.
+local function callMany(cmd, key, args)
+  for i = 1, #args, 1000 do redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args))) end
+end
+-- The space-separated names in text s, as a list.
+local function namesIn(s)
+  local out = {}
+  for name in string.gmatch(s, '%S+') do out[#out + 1] = name end
+  return out
+end
 local function leaseExpiry(key, now)
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if top[2] then expireIn(key, tonumber(top[2]) - now) end

@@ -48,7 +48,7 @@ for i = 1, n do
   algs[i], limits[i], windows[i], costs[i] = alg, limit, w, cost
   local u
   if alg == 'c' then
-    if back > 0 then for name in string.gmatch(ARGV[b + 7], '%S+') do redis.call('ZREM', key, name) end end
+    if back > 0 then callMany('ZREM', key, namesIn(ARGV[b + 7])) end
     redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
     u = redis.call('ZCARD', key)
   else
@@ -213,14 +213,14 @@ for i = 1, #KEYS do
     out[#out + 1] = pack('<ddd', u, reset, 0)
   elseif op == 'p' then
     local name = ARGV[y]
-    if z > 0 then for m in string.gmatch(ARGV[t], '%S+') do redis.call('ZREM', key, m) end end
+    if z > 0 then callMany('ZREM', key, namesIn(ARGV[t])) end
     redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
     local u = redis.call('ZCARD', key)
     local g = math.max(0, math.min(x, limit - u))
     if g > 0 then
       local add = {}
       for j = 1, g do add[#add + 1] = fmt(now + ttl); add[#add + 1] = name .. j end
-      redis.call('ZADD', key, unpack(add))
+      callMany('ZADD', key, add)
       leaseExpiry(key, now)
     end
     out[#out + 1] = pack('<ddd', u, now, g)
