@@ -55,8 +55,8 @@ local slFetchAll
 local function slLoad(key, w)
   local m = redis.call('HMGET', key, 't', 'o', 'n')
   -- v: quantum -> units (false: absent) for the quanta read so far; dirty: quantum -> its value when
-  -- loaded (false: absent), for the quanta an operation touched.
-  local st = { key = key, w = w, g = quantumMs(w), v = {}, dirty = {} }
+  -- loaded (false: absent), for the quanta an operation touched (nil until one is).
+  local st = { key = key, w = w, g = quantumMs(w), v = {} }
   st.tot, st.lo, st.hi = tonumber(m[1]), tonumber(m[2]), tonumber(m[3])
   if st.tot == nil then
     st.tot = 0
@@ -113,14 +113,21 @@ local function slGet(st, q)
   return x or nil
 end
 local function slSet(st, q, x)
-  if st.dirty[q] == nil then st.dirty[q] = st.v[q] or false end
+  local dirty = st.dirty
+  if dirty == nil then dirty = {}; st.dirty = dirty end
+  if dirty[q] == nil then dirty[q] = st.v[q] or false end
   st.v[q] = x
 end
 -- When quantum q stops being counted (see sliding-window.ts): the last quantum gone at 'now'.
+-- A script has one 'now' and few window lengths: each cutoff is worked out once per script.
+local cutoffs = {}
 local function slCutoff(now, w, g)
+  local cached = cutoffs[w]
+  if cached ~= nil and cached[1] == now then return cached[2] end
   local c = math.floor((now - w) / g) - 1
   while expiryOf(c + 1, w, g) <= now do c = c + 1 end
   while expiryOf(c, w, g) > now do c = c - 1 end
+  cutoffs[w] = { now, c }
   return c
 end
 
@@ -191,9 +198,11 @@ local function slSave(key, st, now)
     if st.ohi ~= nil then redis.call('DEL', key) end
     return
   end
+  -- Unchanged (a read, or a prune that dropped nothing): nothing to write.
+  if st.dirty == nil and st.tot == st.ot and st.lo == st.olo and st.hi == st.ohi and not st.legacy then return end
   local dels, sets = {}, {}
   -- Only quanta an operation touched can differ from what was loaded.
-  for q, o in pairs(st.dirty) do
+  for q, o in pairs(st.dirty or {}) do
     local x = st.v[q]
     if x == false then
       if o ~= false then dels[#dels + 1] = fmt(q) end

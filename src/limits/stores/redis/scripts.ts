@@ -11,7 +11,8 @@
  *   reads the quanta it touches, not all of them;
  * - fixed_window:   HASH s = window start ms, u = units (absent when nothing is counted);
  * - token_bucket:   HASH l = level, t = last refill ms, m = limit last used (absent when full);
- * - concurrency:    ZSET member = leaseId, score = expiry ms (expired members pruned on acquire).
+ * - concurrency:    ZSET member = leaseId, score = expiry ms (expired members are not counted, and are
+ *   removed before members are added).
  * Every key written gets a PEXPIRE: the time until its state is moot (newest quantum forgotten, window
  * over, bucket full, last lease expired) plus TTL_MARGIN_MS, which absorbs clock skew between
  * instances in client time mode. A key that Redis expires is indistinguishable from an empty counter.
@@ -214,10 +215,11 @@ for i = 1, #KEYS do
   elseif op == 'p' then
     local name = ARGV[y]
     if z > 0 then callMany('ZREM', key, namesIn(ARGV[t])) end
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
-    local u = redis.call('ZCARD', key)
+    -- Live members (score after now); expired ones are dropped before members are added.
+    local u = redis.call('ZCOUNT', key, '(' .. fmt(now), '+inf')
     local g = math.max(0, math.min(x, limit - u))
     if g > 0 then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
       local add = {}
       for j = 1, g do add[#add + 1] = fmt(now + ttl); add[#add + 1] = name .. j end
       callMany('ZADD', key, add)
