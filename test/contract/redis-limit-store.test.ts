@@ -471,6 +471,58 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
     assert.equal(await held(), 0, 'the pool went back at close');
   });
 
+  it('a pool replaces its members before they go back, so its requests never fall back to Redis', async () => {
+    const T0 = 1_800_000_000_000;
+    const clock = new ManualClock(T0);
+    const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 2_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });
+    const key = `named:pool-rotate-${Date.now()}:concurrency:0|s`;
+    const c: CounterRequest = { key, algorithm: 'concurrency', limit: 400, windowMs: 0, cost: 1, shadow: false };
+    const ttl = 30_000;
+    let seq = 0;
+    const oneRequest = async () => {
+      const leaseId = `rotate-${++seq}`;
+      const r = await store.acquire({ nowMs: clock.nowMs(), counters: [c], leaseId, leaseTtlMs: ttl });
+      assert.ok(r.admitted);
+      await store.settle({ nowMs: clock.nowMs(), atMs: r.atMs, adjustments: [], leaseKeys: [key], leaseId });
+    };
+    const members = async () => {
+      const flat = await shared().zrange(store.keyHead + key, 0, -1, 'WITHSCORES');
+      const out = new Map<string, number>();
+      for (let i = 0; i < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
+      return out;
+    };
+    for (let i = 0; i < 2; i++) {
+      await oneRequest();
+      await store.sync(); // seen in two intervals: a pool, granted at T0
+    }
+    const first = await members();
+    assert.ok(first.size >= 2, `a pool of ${first.size} members`);
+    const inRedis = store.admissions.redis;
+
+    clock.advance(13_000); // past 40 % of the members' life, but more than half of it left
+    await oneRequest();
+    const local = store.admissions.local;
+    const syncing = store.sync();
+    await oneRequest(); // while the sync that renews the pool is under way
+    assert.equal(store.admissions.local, local + 1, 'a request during the renewal took an old member');
+    await syncing;
+    const both = await members();
+    const fresh = [...both.keys()].filter((m) => !first.has(m));
+    assert.ok([...first.keys()].every((m) => both.has(m)), 'the old members are kept until their replacements have come');
+    assert.equal(fresh.length, first.size, 'as many new members as the pool held');
+    for (const m of fresh) assert.equal(both.get(m), T0 + 13_000 + ttl);
+    await oneRequest();
+
+    clock.advance(50);
+    await store.sync();
+    const after = await members();
+    assert.deepEqual([...after.keys()].sort(), fresh.sort(), 'the old members went back with the next sync');
+    await oneRequest();
+    assert.equal(store.admissions.redis, inRedis, 'every request after the pool came was decided from it');
+    await store.close();
+    assert.equal(await shared().zcard(store.keyHead + key), 0, 'the whole pool went back at close');
+  });
+
   it('a pool of thousands of members is granted in one sync and given back in one', async () => {
     const clock = new ManualClock(1_800_000_000_000);
     const store = new RedisLimitStore({ client: shared(), keyPrefix: slicedPrefix, timeMode: 'client', commandTimeoutMs: 5_000, syncIntervalMs: 60_000, clock: () => clock.nowMs() });

@@ -141,7 +141,12 @@ export class PoolTable {
     this.releases.push(...releases);
   }
 
-  /** Every pool's entry: members past 40 % of their life or beyond the target go back, new ones top it up (`final`: all go back). */
+  /**
+   * Every pool's entry: new members top it up to its target; members past 40 % of their life or
+   * beyond the target go back (`final`: all go back). A member past 40 % that can still be lent (half
+   * its life left) is replaced first and goes back one sync later, so a pool never runs dry while
+   * its members are renewed together.
+   */
   plan(now: number, final: boolean): PoolSyncPlan {
     const ops: SyncOp[] = [];
     const planned: { pool: Pool; naming: string }[] = [];
@@ -152,14 +157,24 @@ export class PoolTable {
       // A counter seen in one interval, with one request in flight, gets a pool only once it comes back.
       const target = final || recent === 0 || cap < 2 || (p.share === 0 && recent < 2) ? 0 : Math.max(0, Math.min(cap, 2 * recent + 2) - p.busy);
       // Free members stay (and stay usable while the sync is under way) unless they are past 40 % of
-      // their life or beyond the target: those go back, and new ones top the pool up.
+      // their life or beyond the target: those go back, and new ones top the pool up. Up to the
+      // target, those still lendable stay until their replacements have come (they go back with
+      // the next sync), ahead of the others in the list so that they are lent last.
       const keep: PoolMember[] = [];
-      const back: string[] = [];
+      const rest: PoolMember[] = [];
       for (const m of p.free) {
         if (keep.length < target && m.ttl === this.leaseTtlMs && m.expiresAt - now > 0.6 * m.ttl) keep.push(m);
-        else back.push(m.name);
+        else rest.push(m);
       }
-      p.free = keep;
+      const retiring: PoolMember[] = [];
+      const back: string[] = [];
+      for (const m of rest) {
+        if (keep.length + retiring.length < target && !m.retiring && m.ttl === this.leaseTtlMs && m.expiresAt - now > 0.5 * m.ttl) {
+          m.retiring = true;
+          retiring.push(m);
+        } else back.push(m.name);
+      }
+      p.free = retiring.length ? [...retiring, ...keep] : keep;
       const want = target - keep.length;
       if (target === 0 && keep.length === 0 && back.length === 0) {
         // Kept (with no entry in the sync) while it may still come back, to learn that it does.
@@ -181,7 +196,7 @@ export class PoolTable {
           const granted = Number(reply[first + i * 3 + 2]);
           // Redis counted the free members as in use.
           pool.used = used - pool.free.length;
-          for (let j = 1; j <= granted; j++) pool.free.push({ name: `${naming}${j}`, expiresAt: serverNow + this.leaseTtlMs, ttl: this.leaseTtlMs });
+          for (let j = 1; j <= granted; j++) pool.free.push({ name: `${naming}${j}`, expiresAt: serverNow + this.leaseTtlMs, ttl: this.leaseTtlMs, retiring: false });
         }
       },
     };

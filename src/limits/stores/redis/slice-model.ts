@@ -150,6 +150,8 @@ export interface PoolMember {
   readonly expiresAt: number;
   /** The lease TTL it was granted with: it only serves requests whose leases have the same. */
   readonly ttl: number;
+  /** Replaced by a newer member: it goes back at the next sync that finds it free. */
+  retiring: boolean;
 }
 
 /** Concurrency slots held in Redis for local requests. */
