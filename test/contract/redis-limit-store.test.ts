@@ -76,6 +76,14 @@ function syncingAfterEveryCall(store: RedisLimitStore): LimitStore {
 }
 
 /** A seeded PRNG (mulberry32), so a failing differential run can be replayed. */
+/** A concurrency counter's members in Redis, with their expiry scores. */
+async function poolMembers(store: RedisLimitStore, key: string): Promise<Map<string, number>> {
+  const flat = await shared().zrange(store.keyHead + key, 0, -1, 'WITHSCORES');
+  const out = new Map<string, number>();
+  for (let i = 0; i < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
+  return out;
+}
+
 function rng(seed: number): () => number {
   return () => {
     seed = (seed + 0x6d2b79f5) | 0;
@@ -485,12 +493,7 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
       assert.ok(r.admitted);
       await store.settle({ nowMs: clock.nowMs(), atMs: r.atMs, adjustments: [], leaseKeys: [key], leaseId });
     };
-    const members = async () => {
-      const flat = await shared().zrange(store.keyHead + key, 0, -1, 'WITHSCORES');
-      const out = new Map<string, number>();
-      for (let i = 0; i < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
-      return out;
-    };
+    const members = () => poolMembers(store, key);
     for (let i = 0; i < 2; i++) {
       await oneRequest();
       await store.sync(); // seen in two intervals: a pool, granted at T0
@@ -565,12 +568,7 @@ describe('RedisLimitStore quota slices across instances', { skip: !haveRedis }, 
       assert.ok(r.admitted);
       return r;
     };
-    const members = async () => {
-      const flat = await shared().zrange(store.keyHead + key, 0, -1, 'WITHSCORES');
-      const out = new Map<string, number>();
-      for (let i = 0; i < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
-      return out;
-    };
+    const members = () => poolMembers(store, key);
     // Seen in two intervals: a pool, granted at T0.
     for (const id of ['first', 'second']) {
       const r = await admit(id);
